@@ -1,0 +1,75 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/svyazka/svyazka/backend/config"
+)
+
+func env(vars map[string]string) config.Lookup {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
+	require.Equal(t, "http://127.0.0.1:8080", c.PublicURL)
+	require.Equal(t, "http://127.0.0.1:8080/oauth/amocrm/callback", c.AmoRedirectURI)
+	require.Equal(t, 50, c.AmoBatchSize)
+	require.Equal(t, 14, c.TrialDays)
+	require.Len(t, c.EncryptionKeyBytes(), 32)
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		vars    map[string]string
+		wantVar string
+	}{
+		"MalformedDatabaseURL": {map[string]string{"DATABASE_URL": "postgres//oops"}, "DATABASE_URL"},
+		"WrongSchemeDatabase":  {map[string]string{"DATABASE_URL": "mysql://root@localhost/db"}, "DATABASE_URL"},
+		"ShortEncryptionKey":   {map[string]string{"ENCRYPTION_KEY": "c2hvcnQ="}, "ENCRYPTION_KEY"},
+		"NotBase64Key":         {map[string]string{"ENCRYPTION_KEY": "!!!"}, "ENCRYPTION_KEY"},
+		"ProductionNoKey":      {map[string]string{"APP_ENV": "production"}, "ENCRYPTION_KEY"},
+		"BatchTooBig":          {map[string]string{"AMOCRM_BATCH_SIZE": "251"}, "AMOCRM_BATCH_SIZE"},
+		"RateAboveAmo":         {map[string]string{"AMOCRM_RATE_LIMIT": "8"}, "AMOCRM_RATE_LIMIT"},
+		"NotANumber":           {map[string]string{"TRIAL_DAYS": "two weeks"}, "TRIAL_DAYS"},
+		"BadDuration":          {map[string]string{"SHUTDOWN_TIMEOUT": "5 minutes"}, "SHUTDOWN_TIMEOUT"},
+		"BadAddr":              {map[string]string{"HTTP_ADDR": "8080"}, "HTTP_ADDR"},
+		"BadSentinel":          {map[string]string{"REDIS_SENTINEL_ADDRS": "a:1,b"}, "REDIS_SENTINEL_ADDRS"},
+		"BadEnv":               {map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(tc.vars))
+			require.Error(t, err)
+			require.True(t, strings.HasPrefix(err.Error(), tc.wantVar+": "), "error %q must name %s", err, tc.wantVar)
+			require.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}
+
+func TestSettingsMasksSecrets(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{
+		"DATABASE_URL":         "postgres://svz:topsecret@db:5432/svyazka",
+		"AMOCRM_CLIENT_SECRET": "amo-secret",
+		"STRIPE_SECRET_KEY":    "sk_test_123",
+	}))
+	require.NoError(t, err)
+	var printed strings.Builder
+	for _, s := range c.Settings() {
+		printed.WriteString(s.Env + "=" + s.Value + "\n")
+	}
+	out := printed.String()
+	for _, secret := range []string{"topsecret", "amo-secret", "sk_test_123", c.EncryptionKey} {
+		require.NotContains(t, out, secret)
+	}
+	require.Contains(t, out, "DATABASE_URL=postgres://svz:xxxxx@db:5432/svyazka")
+	require.Contains(t, out, "HTTP_ADDR=127.0.0.1:8080")
+}
