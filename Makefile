@@ -1,0 +1,38 @@
+# Svyazka — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /usr/bin/env bash
+GO    ?= go
+BIN   := bin/svyazka
+PKGS  := ./...
+
+.PHONY: run test build services vet lint bench clean
+
+## run: start PostgreSQL/Redis if needed, then the whole product in one process
+run: services build
+	./$(BIN) run
+
+## test: vet, then every test with the race detector against real PostgreSQL and Redis
+test: services
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## build: the svyazka binary in bin/
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/svyazka
+
+## services: make sure PostgreSQL and Redis answer (installs/starts them on a fresh machine)
+services:
+	@./scripts/services.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+## lint: formatting and vet
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## bench: every benchmark, with allocations
+bench: services
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin widget.zip .artifacts

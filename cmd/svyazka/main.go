@@ -1,0 +1,89 @@
+// Command svyazka is the Svyazka service: one binary whose subcommands run the
+// API, the worker, migrations, the amoCRM sandbox, or all of it at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `svyazka — amoCRM integration for clinics
+
+Usage: svyazka <command> [arguments]
+
+Commands:
+  api              serve the HTTP API (widget, connector, webhooks, health, metrics)
+  worker           process background tasks and run the periodic scheduler
+  migrate up       apply pending database migrations
+  migrate down     roll back the latest migration
+  migrate status   list migrations and whether they are applied
+  run              everything in one process for a laptop: migrations, API, worker
+  version          print the version
+  help             show this help
+
+Configuration comes from environment variables; see README.md.
+`
+
+// errUsage marks a command-line mistake (exit code 2, usage printed).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "svyazka: %v\n\n%s", err, usage)
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "svyazka: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches a subcommand. It returns every failure as one error line.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	case "version", "--version":
+		_, err := fmt.Fprintln(stdout, version)
+		return err
+	case "api", "worker", "migrate", "run":
+	default:
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+
+	m, err := Open(ctx, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	switch cmd {
+	case "api":
+		return m.RunAPI(ctx)
+	case "worker":
+		return m.RunWorker(ctx)
+	case "migrate":
+		if len(rest) != 1 {
+			return fmt.Errorf("%w: migrate needs one of up, down, status", errUsage)
+		}
+		return m.Migrate(ctx, rest[0], stdout)
+	default:
+		return m.RunAll(ctx, stdout)
+	}
+}
