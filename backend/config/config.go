@@ -20,6 +20,9 @@ import (
 // unset, so `make run` works out of the box. Production refuses to start without a key.
 const devEncryptionKey = "c3Z5YXprYS1kZXZlbG9wbWVudC1rZXktMzItYnl0ZXM="
 
+// defaultClientSecret pairs with the local amoCRM sandbox only.
+const defaultClientSecret = "svyazka-local-client-secret"
+
 // Config is the whole runtime configuration. Field tags: env names the
 // variable, def its default, secret ("true" or "url") how it is masked when
 // printed, desc the one-line description shown in the README table.
@@ -206,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.AmoClientSecret == "" {
 		return bad("AMOCRM_CLIENT_SECRET", "is required")
+	}
+	if c.Env == "production" && c.AmoClientSecret == defaultClientSecret {
+		return bad("AMOCRM_CLIENT_SECRET", "must be the integration's real secret in production")
 	}
 	if c.AmoBatchSize < 1 || c.AmoBatchSize > 250 {
 		return bad("AMOCRM_BATCH_SIZE", "must be between 1 and 250, got %d", c.AmoBatchSize)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -31,18 +32,19 @@ func TestLoadErrors(t *testing.T) {
 		vars    map[string]string
 		wantVar string
 	}{
-		"MalformedDatabaseURL": {map[string]string{"DATABASE_URL": "postgres//oops"}, "DATABASE_URL"},
-		"WrongSchemeDatabase":  {map[string]string{"DATABASE_URL": "mysql://root@localhost/db"}, "DATABASE_URL"},
-		"ShortEncryptionKey":   {map[string]string{"ENCRYPTION_KEY": "c2hvcnQ="}, "ENCRYPTION_KEY"},
-		"NotBase64Key":         {map[string]string{"ENCRYPTION_KEY": "!!!"}, "ENCRYPTION_KEY"},
-		"ProductionNoKey":      {map[string]string{"APP_ENV": "production"}, "ENCRYPTION_KEY"},
-		"BatchTooBig":          {map[string]string{"AMOCRM_BATCH_SIZE": "251"}, "AMOCRM_BATCH_SIZE"},
-		"RateAboveAmo":         {map[string]string{"AMOCRM_RATE_LIMIT": "8"}, "AMOCRM_RATE_LIMIT"},
-		"NotANumber":           {map[string]string{"TRIAL_DAYS": "two weeks"}, "TRIAL_DAYS"},
-		"BadDuration":          {map[string]string{"SHUTDOWN_TIMEOUT": "5 minutes"}, "SHUTDOWN_TIMEOUT"},
-		"BadAddr":              {map[string]string{"HTTP_ADDR": "8080"}, "HTTP_ADDR"},
-		"BadSentinel":          {map[string]string{"REDIS_SENTINEL_ADDRS": "a:1,b"}, "REDIS_SENTINEL_ADDRS"},
-		"BadEnv":               {map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
+		"MalformedDatabaseURL":    {map[string]string{"DATABASE_URL": "postgres//oops"}, "DATABASE_URL"},
+		"WrongSchemeDatabase":     {map[string]string{"DATABASE_URL": "mysql://root@localhost/db"}, "DATABASE_URL"},
+		"ShortEncryptionKey":      {map[string]string{"ENCRYPTION_KEY": "c2hvcnQ="}, "ENCRYPTION_KEY"},
+		"NotBase64Key":            {map[string]string{"ENCRYPTION_KEY": "!!!"}, "ENCRYPTION_KEY"},
+		"ProductionNoKey":         {map[string]string{"APP_ENV": "production"}, "ENCRYPTION_KEY"},
+		"BatchTooBig":             {map[string]string{"AMOCRM_BATCH_SIZE": "251"}, "AMOCRM_BATCH_SIZE"},
+		"RateAboveAmo":            {map[string]string{"AMOCRM_RATE_LIMIT": "8"}, "AMOCRM_RATE_LIMIT"},
+		"NotANumber":              {map[string]string{"TRIAL_DAYS": "two weeks"}, "TRIAL_DAYS"},
+		"BadDuration":             {map[string]string{"SHUTDOWN_TIMEOUT": "5 minutes"}, "SHUTDOWN_TIMEOUT"},
+		"BadAddr":                 {map[string]string{"HTTP_ADDR": "8080"}, "HTTP_ADDR"},
+		"BadSentinel":             {map[string]string{"REDIS_SENTINEL_ADDRS": "a:1,b"}, "REDIS_SENTINEL_ADDRS"},
+		"ProductionDefaultSecret": {map[string]string{"APP_ENV": "production", "ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "AMOCRM_CLIENT_SECRET"},
+		"BadEnv":                  {map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -72,4 +74,17 @@ func TestSettingsMasksSecrets(t *testing.T) {
 	}
 	require.Contains(t, out, "DATABASE_URL=postgres://svz:xxxxx@db:5432/svyazka")
 	require.Contains(t, out, "HTTP_ADDR=127.0.0.1:8080")
+}
+
+// TestREADMEDocumentsEverySetting keeps the README's configuration table in
+// step with the Config struct.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	c, err := config.Load(env(nil))
+	require.NoError(t, err)
+	for _, s := range c.Settings() {
+		require.Contains(t, string(readme), "| `"+s.Env+"` |", "README.md configuration table lacks %s", s.Env)
+	}
 }
