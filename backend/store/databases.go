@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/svyazka/svyazka/backend/eventlog"
+)
+
+// ClinicDatabase is one connected clinic database (an IDENT branch, or later
+// a cloud source) with its connector token and its two statuses.
+type ClinicDatabase struct {
+	ID               int64 `gorm:"primaryKey"`
+	AccountID        int64
+	Source           string
+	Name             string
+	TokenHash        []byte
+	TokenIssuedAt    *time.Time
+	ConnectorStatus  string
+	ConnectorSeenAt  *time.Time
+	ConnectorVersion string
+	DBStatus         string `gorm:"column:db_status"`
+	DBStatusDetail   string `gorm:"column:db_status_detail"`
+	StatusCheckedAt  *time.Time
+	CreatedAt        time.Time
+	DisconnectedAt   *time.Time
+}
+
+// TableName implements gorm's Tabler.
+func (ClinicDatabase) TableName() string { return "clinic_databases" }
+
+// ListDatabases returns the account's databases, oldest first.
+func (db *DB) ListDatabases(ctx context.Context, accountID int64) ([]ClinicDatabase, error) {
+	var out []ClinicDatabase
+	if err := db.Gorm(ctx).Where("account_id = ?", accountID).Order("id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: databases of account %d: %w", accountID, err)
+	}
+	return out, nil
+}
+
+// IssueConnectorToken stores the hash of a new connector token. With
+// databaseID 0 it adds a new database (named «База N»); otherwise it replaces
+// the token of that database of the account, which disconnects the connector
+// holding the old one. ErrNotFound if the database is not the account's.
+func (db *DB) IssueConnectorToken(ctx context.Context, accountID, databaseID int64, tokenHash []byte, userID int64, now time.Time) (ClinicDatabase, error) {
+	var d ClinicDatabase
+	err := db.Tx(ctx, func(tx *gorm.DB) error {
+		if databaseID == 0 {
+			var n int64
+			if err := tx.Model(&ClinicDatabase{}).Where("account_id = ?", accountID).Count(&n).Error; err != nil {
+				return err
+			}
+			d = ClinicDatabase{AccountID: accountID, Source: "ident", Name: fmt.Sprintf("База %d", n+1),
+				TokenHash: tokenHash, TokenIssuedAt: &now, ConnectorStatus: "unknown", DBStatus: "unknown"}
+			if err := tx.Create(&d).Error; err != nil {
+				return err
+			}
+		} else {
+			err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ? AND account_id = ?", databaseID, accountID).Take(&d).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			d.TokenHash, d.TokenIssuedAt, d.ConnectorStatus = tokenHash, &now, "disconnected"
+			if err := tx.Model(&d).Updates(map[string]any{"token_hash": tokenHash, "token_issued_at": now, "connector_status": "disconnected"}).Error; err != nil {
+				return err
+			}
+		}
+		msg := fmt.Sprintf("Выдан токен подключения для «%s» (пользователь amoCRM #%d).", d.Name, userID)
+		if databaseID != 0 {
+			msg += " Прежний токен этой базы больше не действует."
+		}
+		return RecordTx(tx, eventlog.Event{AccountID: accountID, DatabaseID: &d.ID, Type: eventlog.TypeTokenIssued,
+			Message: msg,
+			Details: map[string]any{"user_id": userID}})
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ClinicDatabase{}, ErrNotFound
+	}
+	if err != nil {
+		return ClinicDatabase{}, fmt.Errorf("store: issue connector token (account %d, database %d): %w", accountID, databaseID, err)
+	}
+	return d, nil
+}
