@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -95,3 +97,5 @@ func (s *Server) classify(err error) (int, errorBody) {
 	code := apperr.CodeOf(err)
 	return statusByCode[code], errorBody{Code: code, Message: apperr.MessageOf(err)}
 }
+
+func jsonDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }

@@ -14,6 +14,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/svyazka/svyazka/backend/apperr"
 )
 
 // DB is an open connection pool with its GORM handle.
@@ -85,8 +87,9 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.gorm.WithContext(ctx).Transaction(fn)
 }
 
-// ErrNotFound is returned by repositories when a row does not exist.
-var ErrNotFound = errors.New("store: not found")
+// ErrNotFound is returned by repositories when a row does not exist. It is an
+// application not_found error, so handlers may return it as is.
+var ErrNotFound error = apperr.New(apperr.NotFound, "Не найдено.")
 
 // gormLogger routes GORM's messages to slog; slow-query and SQL tracing stay off
 // so that secrets bound as parameters never reach the logs.

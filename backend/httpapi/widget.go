@@ -1,0 +1,287 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/svyazka/svyazka/backend/apperr"
+	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/backend/widgetauth"
+)
+
+// WidgetAuth is what the widget routes need from widgetauth.
+type WidgetAuth interface {
+	VerifyAmoToken(ctx context.Context, raw string) (widgetauth.AmoClaims, error)
+	IssueTicket(s widgetauth.Session) (string, time.Time, error)
+	RedeemTicket(ctx context.Context, raw string) (widgetauth.Session, error)
+	IssueSession(s widgetauth.Session) (string, time.Time, error)
+	CheckSession(raw string) (widgetauth.Session, error)
+}
+
+// Installer completes an amoCRM install from the OAuth redirect.
+type Installer interface {
+	// BeginInstall records the install and answers at once; the code exchange
+	// runs in a task, because amoCRM waits only 3 seconds for the redirect.
+	BeginInstall(ctx context.Context, code, referer string, fromWidget bool) error
+	// Uninstall stops all work for the amoCRM account and keeps its data.
+	Uninstall(ctx context.Context, amoAccountID int64, reason string) error
+}
+
+// WidgetConfig configures the widget routes.
+type WidgetConfig struct {
+	PublicURL    string
+	ClientID     string
+	ClientSecret string
+	// ExtraOrigins are allowed besides amoCRM's own hosts (the sandbox in development).
+	ExtraOrigins []string
+	Auth         WidgetAuth
+	Installer    Installer
+	App          AppStore
+	Now          func() time.Time
+	// Page renders the settings page for a session (HTML), or an error page.
+	Page PageRenderer
+	// ScriptJS returns the widget's script.js, served for the sandbox to load.
+	ScriptJS func() ([]byte, error)
+	Assets   http.Handler
+}
+
+// PageRenderer renders the settings page HTML.
+type PageRenderer interface {
+	RenderApp(w http.ResponseWriter, sessionToken string, expiresAt time.Time) error
+	RenderError(w http.ResponseWriter, status int, message string) error
+}
+
+// RegisterWidget adds the amoCRM-facing routes: the OAuth redirect and
+// disable hook, the widget session exchange, the settings page and its API.
+func (s *Server) RegisterWidget(cfg WidgetConfig) error {
+	if cfg.Auth == nil || cfg.Installer == nil || cfg.App == nil || cfg.Page == nil || cfg.Now == nil {
+		return errors.New("httpapi: widget routes need Auth, Installer, App, Page and Now")
+	}
+	w := &widgetRoutes{cfg: cfg, log: s.log}
+	e := s.echo
+	e.GET("/oauth/amocrm/callback", w.callback)
+	e.GET("/oauth/amocrm/disable", w.disableHook)
+	e.POST("/api/widget/v1/session", w.session, w.cors)
+	e.OPTIONS("/api/widget/v1/session", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, w.cors)
+	e.GET("/widget/app", w.page)
+	if cfg.ScriptJS != nil {
+		e.GET("/widget/script.js", w.script, w.cors)
+	}
+	if cfg.Assets != nil {
+		e.GET("/widget/assets/*", echo.WrapHandler(http.StripPrefix("/widget/assets/", cfg.Assets)))
+	}
+	registerApp(e.Group("/api/app/v1", w.requireSession), cfg, s.log)
+	return nil
+}
+
+type widgetRoutes struct {
+	cfg WidgetConfig
+	log interface {
+		WarnContext(ctx context.Context, msg string, args ...any)
+		InfoContext(ctx context.Context, msg string, args ...any)
+	}
+}
+
+// allowedOrigin accepts https://{sub}.amocrm.ru|amocrm.com|kommo.com and the configured extras.
+func (w *widgetRoutes) allowedOrigin(origin string) bool {
+	for _, o := range w.cfg.ExtraOrigins {
+		if origin == o {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "https" || u.Path != "" || u.Port() != "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	for _, d := range []string{".amocrm.ru", ".amocrm.com", ".kommo.com"} {
+		if sub, ok := strings.CutSuffix(host, d); ok && sub != "" && !strings.Contains(sub, ".") {
+			return true
+		}
+	}
+	return false
+}
+
+// cors answers amoCRM account origins only; preflights for others get no
+// CORS headers, so the browser refuses the call.
+func (w *widgetRoutes) cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Add("Vary", "Origin")
+		origin := c.Request().Header.Get("Origin")
+		if origin != "" && w.allowedOrigin(origin) {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "X-Auth-Token, Content-Type, X-Requested-With")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		return next(c)
+	}
+}
+
+type sessionResponse struct {
+	IframeURL string    `json:"iframe_url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// session exchanges amoCRM's disposable token for a short-lived iframe URL.
+func (w *widgetRoutes) session(c echo.Context) error {
+	ctx := c.Request().Context()
+	claims, err := w.cfg.Auth.VerifyAmoToken(ctx, c.Request().Header.Get("X-Auth-Token"))
+	if err != nil {
+		return err
+	}
+	acc, err := w.cfg.App.AccountByAmoID(ctx, claims.AccountID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acc.Status != store.AccountActive) {
+		return apperr.New(apperr.Unauthorized, "Виджет не установлен в этом аккаунте amoCRM. Установите его заново.")
+	}
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(acc.Subdomain, claims.Subdomain) {
+		// The account was renamed in amoCRM: the signed token is the fresher truth.
+		w.log.InfoContext(ctx, "account subdomain differs from token issuer", "account_id", acc.ID, "stored", acc.Subdomain, "token", claims.Subdomain)
+	}
+	ticket, exp, err := w.cfg.Auth.IssueTicket(widgetauth.Session{AccountID: acc.ID, UserID: claims.UserID, IsAdmin: claims.IsAdmin})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, sessionResponse{
+		IframeURL: w.cfg.PublicURL + "/widget/app?ticket=" + url.QueryEscape(ticket),
+		ExpiresAt: exp.UTC(),
+	})
+}
+
+// frameAncestors lets amoCRM (and the sandbox) frame the settings page, nobody else.
+func (w *widgetRoutes) frameAncestors() string {
+	list := []string{"https://*.amocrm.ru", "https://*.amocrm.com", "https://*.kommo.com"}
+	list = append(list, w.cfg.ExtraOrigins...)
+	return "frame-ancestors " + strings.Join(list, " ")
+}
+
+// page redeems an iframe ticket and renders the settings page with a session.
+func (w *widgetRoutes) page(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", w.frameAncestors()+"; default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	sess, err := w.cfg.Auth.RedeemTicket(c.Request().Context(), c.QueryParam("ticket"))
+	if err != nil {
+		return w.cfg.Page.RenderError(c.Response(), http.StatusUnauthorized, apperr.MessageOf(err))
+	}
+	token, exp, err := w.cfg.Auth.IssueSession(sess)
+	if err != nil {
+		return err
+	}
+	return w.cfg.Page.RenderApp(c.Response(), token, exp)
+}
+
+func (w *widgetRoutes) script(c echo.Context) error {
+	b, err := w.cfg.ScriptJS()
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	return c.Blob(http.StatusOK, "application/javascript; charset=utf-8", b)
+}
+
+type ctxKey struct{}
+
+// requireSession admits only requests with a valid session and pins them to
+// the session's account: handlers read the account id from here, never from
+// the request.
+func (w *widgetRoutes) requireSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		sess, err := w.cfg.Auth.CheckSession(c.Request().Header.Get("Authorization"))
+		if err != nil {
+			return err
+		}
+		c.Set("session", sess)
+		return next(c)
+	}
+}
+
+func sessionOf(c echo.Context) widgetauth.Session {
+	s, _ := c.Get("session").(widgetauth.Session)
+	return s
+}
+
+// callback is the OAuth redirect amoCRM calls once on install, with a 3-second
+// timeout and no retry: record it, answer at once, finish in a task.
+func (w *widgetRoutes) callback(c echo.Context) error {
+	q := c.QueryParams()
+	if e := q.Get("error"); e != "" {
+		return w.cfg.Page.RenderError(c.Response(), http.StatusBadRequest, "Доступ к amoCRM не предоставлен ("+e+"). Установите виджет заново и подтвердите доступ.")
+	}
+	code, referer := strings.TrimSpace(q.Get("code")), strings.TrimSpace(q.Get("referer"))
+	if code == "" || len(code) > 4096 {
+		return apperr.New(apperr.Invalid, "Нет кода авторизации amoCRM (code).")
+	}
+	if !validReferer(referer) {
+		return apperr.New(apperr.Invalid, "Параметр referer должен быть адресом аккаунта amoCRM, например clinic.amocrm.ru.")
+	}
+	_, fromWidget := q["from_widget"]
+	if err := w.cfg.Installer.BeginInstall(c.Request().Context(), code, referer, fromWidget); err != nil {
+		return err
+	}
+	return w.cfg.Page.RenderError(c.Response(), http.StatusOK, "Виджет «Связка» установлен. Вернитесь в amoCRM и откройте его настройки.")
+}
+
+// validReferer accepts a bare account host such as clinic.amocrm.ru.
+func validReferer(ref string) bool {
+	if ref == "" || len(ref) > 253 || strings.ContainsAny(ref, "/?#@: ") {
+		return false
+	}
+	parts := strings.Split(ref, ".")
+	if len(parts) < 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, r := range p {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// disableHook is called by amoCRM when the integration is disabled:
+// signature = hex(HMAC-SHA256(client_secret, client_id + "|" + account_id)).
+func (w *widgetRoutes) disableHook(c echo.Context) error {
+	q := c.QueryParams()
+	accountID, err := strconv.ParseInt(q.Get("account_id"), 10, 64)
+	if err != nil || accountID <= 0 {
+		return apperr.New(apperr.Invalid, "Параметр account_id должен быть номером аккаунта.")
+	}
+	clientUUID := q.Get("client_uuid")
+	if clientUUID == "" {
+		clientUUID = q.Get("client_id")
+	}
+	if clientUUID != w.cfg.ClientID {
+		return apperr.New(apperr.Forbidden, "Хук отключения адресован другой интеграции.")
+	}
+	mac := hmac.New(sha256.New, []byte(w.cfg.ClientSecret))
+	mac.Write([]byte(w.cfg.ClientID + "|" + strconv.FormatInt(accountID, 10)))
+	got, err := hex.DecodeString(q.Get("signature"))
+	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
+		return apperr.New(apperr.Forbidden, "Неверная подпись хука отключения.")
+	}
+	if err := w.cfg.Installer.Uninstall(c.Request().Context(), accountID, "виджет отключён в amoCRM"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}

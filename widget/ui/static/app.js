@@ -1,0 +1,266 @@
+// Settings page of the Svyazka widget, shown in an iframe inside amoCRM.
+// Talks only to our API with the session token from the page's meta tag.
+(function () {
+  'use strict';
+
+  var session = document.querySelector('meta[name="svyazka-session"]').content;
+  var state = null;
+  var events = { page: 1, perPage: 25, sort: 'desc', total: 0 };
+  var tz = 'Europe/Moscow';
+
+  function $(id) { return document.getElementById(id); }
+
+  function api(method, path, body) {
+    var opts = { method: method, headers: { 'Authorization': 'Bearer ' + session } };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    return fetch('/api/app/v1' + path, opts).then(function (resp) {
+      if (resp.status === 401) {
+        return resp.json().then(function (b) { showNotice(b.error.message, true); throw new Error(b.error.message); });
+      }
+      return resp;
+    });
+  }
+
+  function json(resp) {
+    return resp.json().then(function (b) {
+      if (!resp.ok) { throw new Error(b.error ? b.error.message : 'Ошибка ' + resp.status); }
+      return b;
+    });
+  }
+
+  function showNotice(text, isError) {
+    var n = $('notice');
+    n.textContent = text;
+    n.className = 'notice' + (isError ? ' error' : '');
+    n.hidden = !text;
+  }
+
+  function fmtDate(iso, withTime) {
+    if (!iso) { return '—'; }
+    var opts = { timeZone: tz, day: '2-digit', month: '2-digit', year: 'numeric' };
+    if (withTime) { opts.hour = '2-digit'; opts.minute = '2-digit'; opts.second = '2-digit'; }
+    return new Date(iso).toLocaleString('ru-RU', opts);
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+
+  // Tabs ------------------------------------------------------------------
+  function openTab(name) {
+    document.querySelectorAll('.tab').forEach(function (t) {
+      t.classList.toggle('active', t.dataset.tab === name);
+    });
+    document.querySelectorAll('.panel').forEach(function (p) {
+      p.hidden = p.id !== 'panel-' + name;
+    });
+    if (name === 'events') { loadEvents(); }
+  }
+  document.querySelectorAll('.tab').forEach(function (t) {
+    t.addEventListener('click', function () { openTab(t.dataset.tab); });
+  });
+
+  // State -----------------------------------------------------------------
+  function loadState() {
+    return api('GET', '/state').then(json).then(function (s) {
+      state = s;
+      tz = s.account.timezone || tz;
+      render();
+    }).catch(function (e) { showNotice(e.message, true); });
+  }
+
+  function status(st) {
+    var span = el('span', 'status ' + st.state, (st.state === 'connected' ? '✅ ' : '🔴 ') + st.label);
+    if (st.hint) { span.title = st.hint; }
+    return span;
+  }
+
+  function render() {
+    $('account-name').textContent = state.account.subdomain;
+    document.querySelectorAll('.tab').forEach(function (t) {
+      var alert = t.querySelector('.tab-alert');
+      var problem = state.problems[t.dataset.tab];
+      alert.hidden = !problem;
+      alert.title = problem || '';
+      t.title = problem || '';
+    });
+    $('install-form').hidden = state.account.install_form_done;
+    $('get-token').disabled = !state.account.install_form_done;
+
+    var tbody = $('databases').querySelector('tbody');
+    tbody.textContent = '';
+    state.databases.forEach(function (d) {
+      var tr = el('tr');
+      tr.dataset.id = d.id;
+      tr.appendChild(el('td', '', d.name));
+      var c1 = el('td'); c1.appendChild(status(d.connector));
+      if (d.connector.hint) { c1.appendChild(el('div', 'hint', d.connector.hint)); }
+      var c2 = el('td'); c2.appendChild(status(d.database));
+      if (d.database.hint) { c2.appendChild(el('div', 'hint', d.database.hint)); }
+      tr.appendChild(c1); tr.appendChild(c2);
+      var act = el('td');
+      var again = el('button', 'btn small', 'Новый токен');
+      again.addEventListener('click', function () { issueToken(d.id, d.name); });
+      act.appendChild(again);
+      tr.appendChild(act);
+      tbody.appendChild(tr);
+    });
+    $('databases-empty').hidden = state.databases.length > 0;
+    $('databases').hidden = state.databases.length === 0;
+
+    $('start-sync').disabled = !state.start.enabled;
+    var missing = $('start-missing');
+    missing.textContent = '';
+    (state.start.missing || []).forEach(function (m) { missing.appendChild(el('li', '', '🔴 ' + m)); });
+    $('start-sync').title = (state.start.missing || []).join('; ');
+
+    var sub = state.subscription;
+    var icon = { trial: '🕒', active: '✅', expiring: '⚠️', expired: '🔴', suspended: '🔴' }[sub.status] || '';
+    $('sub-status').textContent = icon + ' ' + sub.label;
+    $('sub-dates').textContent = sub.trial_ends_at && sub.status === 'trial' ? 'Пробный период до ' + fmtDate(sub.trial_ends_at)
+      : (sub.paid_until ? 'Оплачено до ' + fmtDate(sub.paid_until) : '');
+    $('sub-hint').textContent = sub.hint;
+
+    var setupLabels = { not_configured: '🔴 Связка не настроена', in_progress: '⏳ Выполняется настройка',
+      configured: '✅ Связка настроена', broken: '🔴 Данные не передаются' };
+    $('setup-status').textContent = setupLabels[state.setup.state] || state.setup.state;
+    $('setup-hint').textContent = state.setup.state === 'configured' ? '' :
+      (state.setup.detail || 'Автонастройка создаёт воронки «Первичный приём» и «Повторный приём», их этапы и поля карточек. Она доступна, когда подключена база и синхронизация остановлена.');
+
+    fillSelect($('flt-type'), state.event_types);
+    fillSelect($('flt-severity'), state.severities);
+    fillSelect($('flt-database'), state.databases.map(function (d) { return { value: String(d.id), label: d.name }; }));
+  }
+
+  function fillSelect(sel, options) {
+    var keep = sel.value;
+    while (sel.options.length > 1) { sel.remove(1); }
+    options.forEach(function (o) { sel.appendChild(new Option(o.label, o.value)); });
+    sel.value = keep;
+  }
+
+  // Install form ----------------------------------------------------------
+  $('install-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var err = $('install-error');
+    err.hidden = true;
+    api('POST', '/install-form', { name: $('f-name').value, phone: $('f-phone').value, consent: $('f-consent').checked })
+      .then(json).then(function () {
+        showNotice('Данные сохранены. Теперь получите токен для коннектора.', false);
+        return loadState();
+      }).catch(function (e) { err.textContent = e.message; err.hidden = false; });
+  });
+
+  // Connector token -------------------------------------------------------
+  function issueToken(databaseId, name) {
+    if (databaseId && !window.confirm('Выдать новый токен для «' + name + '»? Коннектор с прежним токеном отключится.')) { return; }
+    api('POST', '/databases/token', { database_id: databaseId || 0 }).then(json).then(function (r) {
+      $('token-db').textContent = r.database.name;
+      $('token-value').textContent = r.token;
+      $('token-box').hidden = false;
+      return loadState();
+    }).catch(function (e) { showNotice(e.message, true); });
+  }
+  $('get-token').addEventListener('click', function () { issueToken(0); });
+  $('token-copy').addEventListener('click', function () {
+    var text = $('token-value').textContent;
+    var done = function () { $('token-copy').textContent = 'Скопировано'; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { selectToken(); });
+    } else {
+      selectToken();
+    }
+  });
+  function selectToken() {
+    var range = document.createRange();
+    range.selectNodeContents($('token-value'));
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    $('token-copy').textContent = 'Нажмите Ctrl+C';
+  }
+  $('troubleshooting-link').addEventListener('click', function (ev) {
+    ev.preventDefault();
+    $('troubleshooting').hidden = !$('troubleshooting').hidden;
+  });
+
+  // Event log -------------------------------------------------------------
+  function eventQuery() {
+    var q = new URLSearchParams();
+    var add = function (k, v) { if (v) { q.set(k, v); } };
+    add('type', $('flt-type').value);
+    add('severity', $('flt-severity').value);
+    add('database_id', $('flt-database').value);
+    add('q', $('flt-text').value.trim());
+    add('from', $('flt-from').value);
+    add('to', $('flt-to').value);
+    q.set('sort', events.sort);
+    return q;
+  }
+
+  function loadEvents() {
+    var q = eventQuery();
+    q.set('page', events.page);
+    q.set('per_page', events.perPage);
+    return api('GET', '/events?' + q.toString()).then(json).then(function (r) {
+      events.total = r.total;
+      var tbody = $('events').querySelector('tbody');
+      tbody.textContent = '';
+      r.items.forEach(function (e) {
+        var tr = el('tr', 'sev-' + e.severity);
+        tr.appendChild(el('td', 'nowrap', fmtDate(e.created_at, true)));
+        tr.appendChild(el('td', '', e.type_label));
+        tr.appendChild(el('td', '', e.severity_label));
+        tr.appendChild(el('td', '', e.database_name || ''));
+        tr.appendChild(el('td', '', e.message));
+        tbody.appendChild(tr);
+      });
+      $('events-empty').hidden = r.items.length > 0;
+      var pages = Math.max(1, Math.ceil(r.total / events.perPage));
+      $('page-info').textContent = 'Стр. ' + events.page + ' из ' + pages + ' · всего ' + r.total;
+      $('page-prev').disabled = events.page <= 1;
+      $('page-next').disabled = events.page >= pages;
+      showNotice('', false);
+    }).catch(function (e) { showNotice(e.message, true); });
+  }
+
+  ['flt-type', 'flt-severity', 'flt-database', 'flt-from', 'flt-to'].forEach(function (id) {
+    $(id).addEventListener('change', function () { events.page = 1; loadEvents(); });
+  });
+  var typing = null;
+  $('flt-text').addEventListener('input', function () {
+    window.clearTimeout(typing);
+    typing = window.setTimeout(function () { events.page = 1; loadEvents(); }, 300);
+  });
+  $('sort-date').addEventListener('click', function () {
+    events.sort = events.sort === 'desc' ? 'asc' : 'desc';
+    this.dataset.sort = events.sort;
+    this.textContent = 'Дата ' + (events.sort === 'desc' ? '↓' : '↑');
+    events.page = 1;
+    loadEvents();
+  });
+  $('page-prev').addEventListener('click', function () { events.page--; loadEvents(); });
+  $('page-next').addEventListener('click', function () { events.page++; loadEvents(); });
+  $('events-csv').addEventListener('click', function () {
+    api('GET', '/events.csv?' + eventQuery().toString()).then(function (resp) {
+      if (!resp.ok) { return json(resp); }
+      return resp.blob().then(function (blob) {
+        var a = document.createElement('a');
+        a.href = URL.createObjectURL(blob);
+        a.download = 'svyazka-events.csv';
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+      });
+    }).catch(function (e) { showNotice(e.message, true); });
+  });
+
+  loadState();
+  window.setInterval(loadState, 60000);
+})();
