@@ -11,7 +11,9 @@ run: services build
 	./$(BIN) run
 
 ## test: vet, then every test with the race detector against real PostgreSQL and Redis
+## (installs chromium for the browser tests when missing)
 test: services
+	@./scripts/browser.sh
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
