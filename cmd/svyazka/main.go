@@ -25,7 +25,10 @@ Commands:
   migrate up       apply pending database migrations
   migrate down     roll back the latest migration
   migrate status   list migrations and whether they are applied
-  run              everything in one process for a laptop: migrations, API, worker
+  run              everything in one process for a laptop: migrations, API, worker,
+                   the amoCRM sandbox with a demo account where the widget is installed
+  amocrm-sandbox   serve the amoCRM sandbox alone (--addr, --client-id, --client-secret,
+                   --redirect-uri, --snapshot)
   version          print the version
   help             show this help
 
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "version", "--version":
 		_, err := fmt.Fprintln(stdout, version)
 		return err
+	case "amocrm-sandbox":
+		return runSandbox(ctx, rest, lookup, stdout, stderr)
 	case "api", "worker", "migrate", "run":
 	default:
 		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
