@@ -329,3 +329,18 @@ func jsonNumberToInt(v any) (int64, bool) {
 	}
 	return 0, false
 }
+
+// FindAccount returns the account with the subdomain, if there is one.
+func (s *Sandbox) FindAccount(subdomain string) (AccountInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acc := s.accountBySubdomain(strings.ToLower(subdomain))
+	if acc == nil {
+		return AccountInfo{}, false
+	}
+	info := AccountInfo{AccountID: acc.ID, Subdomain: acc.Subdomain}
+	if admin := acc.admin(); admin != nil {
+		info.AdminUserID = admin.ID
+	}
+	return info, true
+}

@@ -48,6 +48,8 @@ func (s *Sandbox) newMux() http.Handler {
 	mux.HandleFunc("/_sandbox/", s.serveControl)
 	mux.HandleFunc("GET /{$}", s.viewIndex)
 	mux.HandleFunc("GET /accounts/{id}", s.viewAccount)
+	mux.HandleFunc("GET /accounts/{id}/settings/widget", s.viewWidgetSettings)
+	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	mux.HandleFunc("/api/", s.serveAPI)
 	mux.HandleFunc("/oauth2/", s.serveAPI)
 	return mux

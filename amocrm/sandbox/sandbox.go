@@ -91,6 +91,11 @@ type Config struct {
 	BlockAfterViolations int
 	// HTTPClient makes the install, disable-hook and webhook calls.
 	HTTPClient *http.Client
+	// WidgetURL is where the widget's archive files (script.js, manifest.json,
+	// i18n/) are served; the account's widget Settings page loads them.
+	WidgetURL string
+	// WidgetTitle names the widget's Settings page (its advanced.title).
+	WidgetTitle string
 	// ExternalIDFields names the custom fields (by code, or by a substring of
 	// the name) whose shared values the integrity counters report. Empty
 	// means code EXTERNAL_ID or a name containing "ID пациента".

@@ -50,9 +50,11 @@ type WidgetConfig struct {
 	Now          func() time.Time
 	// Page renders the settings page for a session (HTML), or an error page.
 	Page PageRenderer
-	// ScriptJS returns the widget's script.js, served for the sandbox to load.
-	ScriptJS func() ([]byte, error)
-	Assets   http.Handler
+	// WidgetFiles serves the widget archive's files (script.js, manifest.json,
+	// i18n/, images/) as amoCRM hosts them, for the sandbox to load.
+	WidgetFiles http.Handler
+	// Assets serves the settings page's static files.
+	Assets http.Handler
 }
 
 // PageRenderer renders the settings page HTML.
@@ -74,8 +76,8 @@ func (s *Server) RegisterWidget(cfg WidgetConfig) error {
 	e.POST("/api/widget/v1/session", w.session, w.cors)
 	e.OPTIONS("/api/widget/v1/session", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, w.cors)
 	e.GET("/widget/app", w.page)
-	if cfg.ScriptJS != nil {
-		e.GET("/widget/script.js", w.script, w.cors)
+	if cfg.WidgetFiles != nil {
+		e.GET("/widget/amo/*", echo.WrapHandler(http.StripPrefix("/widget/amo/", cfg.WidgetFiles)), w.cors)
 	}
 	if cfg.Assets != nil {
 		e.GET("/widget/assets/*", echo.WrapHandler(http.StripPrefix("/widget/assets/", cfg.Assets)))
@@ -185,17 +187,6 @@ func (w *widgetRoutes) page(c echo.Context) error {
 	}
 	return w.cfg.Page.RenderApp(c.Response(), token, exp)
 }
-
-func (w *widgetRoutes) script(c echo.Context) error {
-	b, err := w.cfg.ScriptJS()
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-cache")
-	return c.Blob(http.StatusOK, "application/javascript; charset=utf-8", b)
-}
-
-type ctxKey struct{}
 
 // requireSession admits only requests with a valid session and pins them to
 // the session's account: handlers read the account id from here, never from
