@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := bin/svyazka
 PKGS  := ./...
 
-.PHONY: run test build services vet lint bench clean
+.PHONY: run test build services vet lint bench widget clean
 
 ## run: start PostgreSQL/Redis if needed, then the whole product in one process
 run: services build
@@ -20,6 +20,10 @@ test: services
 ## build: the svyazka binary in bin/
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/svyazka
+
+## widget: the amoCRM widget archive widget.zip for PUBLIC_URL (validated)
+widget: build
+	./$(BIN) widget-archive -o widget.zip
 
 ## services: make sure PostgreSQL and Redis answer (installs/starts them on a fresh machine)
 services:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -14,11 +15,17 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/svyazka/svyazka/amocrm"
+	"github.com/svyazka/svyazka/amocrm/sandbox"
 	"github.com/svyazka/svyazka/backend/config"
 	"github.com/svyazka/svyazka/backend/httpapi"
+	"github.com/svyazka/svyazka/backend/install"
 	"github.com/svyazka/svyazka/backend/metrics"
+	"github.com/svyazka/svyazka/backend/sealer"
 	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/backend/widgetauth"
 	"github.com/svyazka/svyazka/jobs"
+	"github.com/svyazka/svyazka/widget"
 )
 
 // Main holds the process's configuration and shared connections. Open builds
@@ -31,7 +38,12 @@ type Main struct {
 	Queue   *asynq.Client
 	Metrics *metrics.Metrics
 
-	redisOpt asynq.RedisConnOpt
+	Sealer *sealer.Sealer
+
+	redisOpt  asynq.RedisConnOpt
+	install   *install.Service
+	amoClient *amocrm.Client
+	amoTokens *store.AmoTokens
 }
 
 // Open reads and validates the configuration, prints it with secrets masked,
@@ -59,8 +71,12 @@ func Open(ctx context.Context, lookup func(string) (string, bool), logOut io.Wri
 	if err != nil {
 		return nil, fmt.Errorf("postgres at %s: %w", config.Mask(cfg.DatabaseURL, "url"), errors.Unwrap(err))
 	}
+	seal, err := sealer.New(cfg.EncryptionKeyBytes())
+	if err != nil {
+		return nil, fmt.Errorf("config: ENCRYPTION_KEY: %w", err)
+	}
 	m := &Main{
-		Config: cfg, Log: log, DB: db,
+		Config: cfg, Log: log, DB: db, Sealer: seal,
 		Redis:    jobs.NewRedisClient(redisOpt),
 		Queue:    asynq.NewClient(redisOpt),
 		Metrics:  metrics.New(),
@@ -138,6 +154,26 @@ func (m *Main) NewAPI() (*httpapi.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth, err := widgetauth.New(widgetauth.Config{
+		ClientID: m.Config.AmoClientID, ClientSecret: m.Config.AmoClientSecret, RedirectURI: m.Config.AmoRedirectURI,
+		SessionKey: m.Config.EncryptionKeyBytes(), Replay: widgetauth.RedisReplayGuard{Client: m.Redis}, Now: time.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var extraOrigins []string
+	if m.Config.AmoBaseURL != "" {
+		// The sandbox plays amoCRM: its pages call and frame us.
+		extraOrigins = append(extraOrigins, strings.TrimRight(m.Config.AmoBaseURL, "/"))
+	}
+	if err := srv.RegisterWidget(httpapi.WidgetConfig{
+		PublicURL: m.Config.PublicURL, ClientID: m.Config.AmoClientID, ClientSecret: m.Config.AmoClientSecret,
+		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Now: time.Now,
+		Page: widget.Pages{}, Assets: widget.Assets(),
+		WidgetFiles: widget.Files(m.Config.PublicURL),
+	}); err != nil {
+		return nil, err
+	}
 	// The queue UI has no login of its own: it is mounted only for local
 	// development until the admin panel puts its authentication in front of it.
 	if m.Config.Env == "development" {
@@ -170,6 +206,7 @@ func (m *Main) RunWorker(ctx context.Context) error {
 		return err
 	}
 	w.Handle(jobs.TypeOutboxRelay, &jobs.OutboxRelay{Store: m.DB, Client: m.Queue})
+	w.Handle(install.TypeComplete, m.installer())
 	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
 		jobs.Periodic{Every: 10 * time.Second, Task: func(time.Time) *asynq.Task { return jobs.NewOutboxRelayTask() }},
 	)
@@ -182,15 +219,56 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	return g.Wait()
 }
 
-// RunAll applies migrations, then runs the API and the worker in this process.
+// installer is the install service shared by the API (redirect, disable
+// hook) and the worker (code exchange).
+func (m *Main) installer() *install.Service {
+	if m.install == nil {
+		m.install = &install.Service{
+			Store: m.DB, Exchanger: m.amoExchanger(), Sealer: m.Sealer,
+			Relay: &jobs.OutboxRelay{Store: m.DB, Client: m.Queue}, TrialDays: m.Config.TrialDays,
+			Now: time.Now, Log: m.Log,
+		}
+	}
+	return m.install
+}
+
+// RunAll applies migrations and runs the amoCRM sandbox, the API and the
+// worker in this process; then it installs the widget in a demo sandbox
+// account and prints where to open it. With AMOCRM_BASE_URL set it uses that
+// amoCRM instead and skips the demo.
 func (m *Main) RunAll(ctx context.Context, out io.Writer) error {
 	if err := m.Migrate(ctx, "up", out); err != nil {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	var sb *sandbox.Sandbox
+	if m.Config.AmoBaseURL == "" {
+		var (
+			stop func() error
+			err  error
+		)
+		sb, _, stop, err = m.startSandbox(ctx)
+		if err != nil {
+			return err
+		}
+		g.Go(stop)
+	}
 	g.Go(func() error { return m.RunAPI(ctx) })
 	g.Go(func() error { return m.RunWorker(ctx) })
-	fmt.Fprintf(out, "\nSvyazka is running:\n  API        %s\n  health     %s/readyz\n  queues UI  %s/admin/queues\nPress Ctrl+C to stop.\n\n",
-		m.Config.PublicURL, m.Config.PublicURL, m.Config.PublicURL)
+	g.Go(func() error {
+		if err := waitHTTP(ctx, m.Config.PublicURL+"/healthz"); err != nil {
+			return err
+		}
+		if sb == nil {
+			fmt.Fprintf(out, "\nSvyazka is running at %s (amoCRM at %s). Press Ctrl+C to stop.\n\n", m.Config.PublicURL, m.Config.AmoBaseURL)
+			return nil
+		}
+		amoID, err := m.installDemo(ctx, sb)
+		if err != nil {
+			return err
+		}
+		printDemo(out, m.Config.PublicURL, m.Config.AmoBaseURL, amoID)
+		return nil
+	})
 	return g.Wait()
 }

@@ -29,6 +29,7 @@ Commands:
                    the amoCRM sandbox with a demo account where the widget is installed
   amocrm-sandbox   serve the amoCRM sandbox alone (--addr, --client-id, --client-secret,
                    --redirect-uri, --snapshot)
+  widget-archive   write the amoCRM widget archive (-o widget.zip) for PUBLIC_URL
   version          print the version
   help             show this help
 
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return err
 	case "amocrm-sandbox":
 		return runSandbox(ctx, rest, lookup, stdout, stderr)
+	case "widget-archive":
+		return runWidgetArchive(rest, lookup, stdout, stderr)
 	case "api", "worker", "migrate", "run":
 	default:
 		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)

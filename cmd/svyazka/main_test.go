@@ -123,26 +123,15 @@ func TestRunReadinessFollowsRedis(t *testing.T) {
 		"DATABASE_URL": storetest.NewURL(t),
 		"REDIS_URL":    fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort),
 		"HTTP_ADDR":    addr,
+		"SANDBOX_ADDR": fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"LOG_LEVEL":    "warn",
 	}
 	cmd := command(env, "run")
+	cmd.Dir = t.TempDir()
 	var stdout, stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("svyazka run did not stop cleanly: %v\n%s", err, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("svyazka run did not stop within 30s after SIGINT")
-		}
-	})
+	t.Cleanup(func() { stopProcess(t, cmd, &stderr) })
 
 	ready := func() (int, map[string]any) {
 		resp, err := http.Get("http://" + addr + "/readyz")

@@ -75,8 +75,18 @@
     }).catch(function (e) { showNotice(e.message, true); });
   }
 
+  function dot(kind) { return el('i', 'dot ' + (kind || '')); }
+
+  function withDot(kind, text) {
+    var span = el('span');
+    span.appendChild(dot(kind));
+    span.appendChild(document.createTextNode(text));
+    return span;
+  }
+
   function status(st) {
-    var span = el('span', 'status ' + st.state, (st.state === 'connected' ? '✅ ' : '🔴 ') + st.label);
+    var span = withDot(st.state === 'connected' ? 'ok' : '', st.label);
+    span.className = 'status ' + st.state;
     if (st.hint) { span.title = st.hint; }
     return span;
   }
@@ -117,19 +127,26 @@
     $('start-sync').disabled = !state.start.enabled;
     var missing = $('start-missing');
     missing.textContent = '';
-    (state.start.missing || []).forEach(function (m) { missing.appendChild(el('li', '', '🔴 ' + m)); });
+    (state.start.missing || []).forEach(function (m) {
+      var li = el('li');
+      li.appendChild(withDot('', m));
+      missing.appendChild(li);
+    });
     $('start-sync').title = (state.start.missing || []).join('; ');
 
     var sub = state.subscription;
-    var icon = { trial: '🕒', active: '✅', expiring: '⚠️', expired: '🔴', suspended: '🔴' }[sub.status] || '';
-    $('sub-status').textContent = icon + ' ' + sub.label;
+    var kind = { trial: 'wait', active: 'ok', expiring: 'warn' }[sub.status] || '';
+    $('sub-status').textContent = '';
+    $('sub-status').appendChild(withDot(kind, sub.label));
     $('sub-dates').textContent = sub.trial_ends_at && sub.status === 'trial' ? 'Пробный период до ' + fmtDate(sub.trial_ends_at)
       : (sub.paid_until ? 'Оплачено до ' + fmtDate(sub.paid_until) : '');
     $('sub-hint').textContent = sub.hint;
 
-    var setupLabels = { not_configured: '🔴 Связка не настроена', in_progress: '⏳ Выполняется настройка',
-      configured: '✅ Связка настроена', broken: '🔴 Данные не передаются' };
-    $('setup-status').textContent = setupLabels[state.setup.state] || state.setup.state;
+    var setupLabels = { not_configured: ['', 'Связка не настроена'], in_progress: ['wait', 'Выполняется настройка'],
+      configured: ['ok', 'Связка настроена'], broken: ['', 'Данные не передаются'] };
+    var setup = setupLabels[state.setup.state] || ['', state.setup.state];
+    $('setup-status').textContent = '';
+    $('setup-status').appendChild(withDot(setup[0], setup[1]));
     $('setup-hint').textContent = state.setup.state === 'configured' ? '' :
       (state.setup.detail || 'Автонастройка создаёт воронки «Первичный приём» и «Повторный приём», их этапы и поля карточек. Она доступна, когда подключена база и синхронизация остановлена.');
 
@@ -242,6 +259,11 @@
     events.sort = events.sort === 'desc' ? 'asc' : 'desc';
     this.dataset.sort = events.sort;
     this.textContent = 'Дата ' + (events.sort === 'desc' ? '↓' : '↑');
+    events.page = 1;
+    loadEvents();
+  });
+  $('flt-reset').addEventListener('click', function () {
+    ['flt-type', 'flt-severity', 'flt-database', 'flt-from', 'flt-to', 'flt-text'].forEach(function (id) { $(id).value = ''; });
     events.page = 1;
     loadEvents();
   });
