@@ -255,9 +255,14 @@ func (m *Main) RunAll(ctx context.Context, out io.Writer) error {
 	}
 	g.Go(func() error { return m.RunAPI(ctx) })
 	g.Go(func() error { return m.RunWorker(ctx) })
+	// The demo is a convenience: when it fails (Redis down, a port taken) the
+	// service keeps running and says so, rather than stopping.
 	g.Go(func() error {
 		if err := waitHTTP(ctx, m.Config.PublicURL+"/healthz"); err != nil {
-			return err
+			if ctx.Err() == nil {
+				m.Log.Error("api did not come up", "err", err)
+			}
+			return nil
 		}
 		if sb == nil {
 			fmt.Fprintf(out, "\nSvyazka is running at %s (amoCRM at %s). Press Ctrl+C to stop.\n\n", m.Config.PublicURL, m.Config.AmoBaseURL)
@@ -265,7 +270,11 @@ func (m *Main) RunAll(ctx context.Context, out io.Writer) error {
 		}
 		amoID, err := m.installDemo(ctx, sb)
 		if err != nil {
-			return err
+			if ctx.Err() == nil {
+				m.Log.Error("demo install failed; the service keeps running", "err", err)
+				fmt.Fprintf(out, "\nSvyazka is running at %s, but the demo install failed: %v\n\n", m.Config.PublicURL, err)
+			}
+			return nil
 		}
 		printDemo(out, m.Config.PublicURL, m.Config.AmoBaseURL, amoID)
 		return nil

@@ -146,7 +146,8 @@ func TestRunReadinessFollowsRedis(t *testing.T) {
 	require.Eventually(t, func() bool { s, _ := ready(); return s == http.StatusOK }, 30*time.Second, 50*time.Millisecond,
 		"service never became ready:\n%s", stderr.String())
 	require.Contains(t, stdout.String(), "applied 1 migration(s)")
-	require.Contains(t, stdout.String(), "http://"+addr)
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "API:                         http://"+addr) },
+		30*time.Second, 50*time.Millisecond, "the demo is installed and its URLs printed:\n%s\n%s", stdout.String(), stderr.String())
 
 	stopRedis()
 	var body map[string]any
