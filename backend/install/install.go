@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -50,6 +49,7 @@ type Store interface {
 	Tx(ctx context.Context, fn func(tx *gorm.DB) error) error
 	InstallAccount(ctx context.Context, in store.InstallInput) (store.Account, bool, error)
 	UninstallAccount(ctx context.Context, amoID int64, reason string, now time.Time) (store.Account, error)
+	AccountByID(ctx context.Context, id int64) (store.Account, error)
 }
 
 // Relay pushes outbox rows to the queue right away (the periodic relay is the safety net).
@@ -133,12 +133,18 @@ func (s *Service) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
+// UninstallByID uninstalls by our account id.
+func (s *Service) UninstallByID(ctx context.Context, accountID int64, reason string) error {
+	acc, err := s.Store.AccountByID(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	return s.Uninstall(ctx, acc.AmoAccountID, reason)
+}
+
 // Uninstall stops all work for the amoCRM account and keeps its data.
 func (s *Service) Uninstall(ctx context.Context, amoAccountID int64, reason string) error {
 	acc, err := s.Store.UninstallAccount(ctx, amoAccountID, reason, s.Now().UTC())
-	if errors.Is(err, store.ErrNotFound) {
-		return err
-	}
 	if err != nil {
 		return err
 	}

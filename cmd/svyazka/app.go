@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -42,8 +43,10 @@ type Main struct {
 
 	redisOpt  asynq.RedisConnOpt
 	install   *install.Service
+	amoOnce   sync.Once
 	amoClient *amocrm.Client
 	amoTokens *store.AmoTokens
+	amoErr    error
 }
 
 // Open reads and validates the configuration, prints it with secrets masked,
@@ -81,6 +84,11 @@ func Open(ctx context.Context, lookup func(string) (string, bool), logOut io.Wri
 		Queue:    asynq.NewClient(redisOpt),
 		Metrics:  metrics.New(),
 		redisOpt: redisOpt,
+	}
+	m.install = &install.Service{
+		Store: m.DB, Exchanger: m.amoExchanger(), Sealer: m.Sealer,
+		Relay: &jobs.OutboxRelay{Store: m.DB, Client: m.Queue}, TrialDays: m.Config.TrialDays,
+		Now: time.Now, Log: m.Log,
 	}
 	return m, nil
 }
@@ -221,16 +229,7 @@ func (m *Main) RunWorker(ctx context.Context) error {
 
 // installer is the install service shared by the API (redirect, disable
 // hook) and the worker (code exchange).
-func (m *Main) installer() *install.Service {
-	if m.install == nil {
-		m.install = &install.Service{
-			Store: m.DB, Exchanger: m.amoExchanger(), Sealer: m.Sealer,
-			Relay: &jobs.OutboxRelay{Store: m.DB, Client: m.Queue}, TrialDays: m.Config.TrialDays,
-			Now: time.Now, Log: m.Log,
-		}
-	}
-	return m.install
-}
+func (m *Main) installer() *install.Service { return m.install }
 
 // RunAll applies migrations and runs the amoCRM sandbox, the API and the
 // worker in this process; then it installs the widget in a demo sandbox
