@@ -229,22 +229,38 @@ func (c *call) newContact(p contactPlan) *contact {
 	return ct
 }
 
-func (c *call) createContacts() {
-	items, ok := c.readBatch(maxPerPage, false)
+// planBatch reads a create (patch=false) or patch batch and plans every item
+// with plan. When any item is invalid it answers 400 with every item's errors
+// and returns false, so nothing of the batch is applied.
+func planBatch[P any](c *call, single bool, plan func(raw json.RawMessage, index int, patch bool, fixedID int64) (P, []fieldError), requestID func(P) string) ([]P, bool) {
+	patch := c.r.Method == http.MethodPatch
+	items, ok := c.readBatch(maxPerPage, single)
 	if !ok {
-		return
+		return nil, false
 	}
-	plans := make([]contactPlan, len(items))
+	plans := make([]P, len(items))
 	var errs []itemErrors
 	for i, raw := range items {
 		var fe []fieldError
-		plans[i], fe = c.planContact(raw, i, false, 0)
+		var fixed int64
+		if patch {
+			fixed = c.id("id")
+		}
+		plans[i], fe = plan(raw, i, patch, fixed)
 		if fe != nil {
-			errs = append(errs, itemErrors{RequestID: plans[i].requestID, Errors: fe})
+			errs = append(errs, itemErrors{RequestID: requestID(plans[i]), Errors: fe})
 		}
 	}
 	if errs != nil {
 		c.validation(errs)
+		return nil, false
+	}
+	return plans, true
+}
+
+func (c *call) createContacts() {
+	plans, ok := planBatch(c, false, c.planContact, func(p contactPlan) string { return p.requestID })
+	if !ok {
 		return
 	}
 	out := make([]map[string]any, 0, len(plans))
@@ -257,21 +273,8 @@ func (c *call) createContacts() {
 
 func (c *call) patchContacts() {
 	single := c.params["id"] != ""
-	items, ok := c.readBatch(maxPerPage, single)
+	plans, ok := planBatch(c, single, c.planContact, func(p contactPlan) string { return p.requestID })
 	if !ok {
-		return
-	}
-	plans := make([]contactPlan, len(items))
-	var errs []itemErrors
-	for i, raw := range items {
-		var fe []fieldError
-		plans[i], fe = c.planContact(raw, i, true, c.id("id"))
-		if fe != nil {
-			errs = append(errs, itemErrors{RequestID: plans[i].requestID, Errors: fe})
-		}
-	}
-	if errs != nil {
-		c.validation(errs)
 		return
 	}
 	out := make([]map[string]any, 0, len(plans))
@@ -680,21 +683,8 @@ func (c *call) newLead(p leadPlan) *lead {
 }
 
 func (c *call) createLeads() {
-	items, ok := c.readBatch(maxPerPage, false)
+	plans, ok := planBatch(c, false, c.planLead, func(p leadPlan) string { return p.requestID })
 	if !ok {
-		return
-	}
-	plans := make([]leadPlan, len(items))
-	var errs []itemErrors
-	for i, raw := range items {
-		var fe []fieldError
-		plans[i], fe = c.planLead(raw, i, false, 0)
-		if fe != nil {
-			errs = append(errs, itemErrors{RequestID: plans[i].requestID, Errors: fe})
-		}
-	}
-	if errs != nil {
-		c.validation(errs)
 		return
 	}
 	out := make([]map[string]any, 0, len(plans))
@@ -707,21 +697,8 @@ func (c *call) createLeads() {
 
 func (c *call) patchLeads() {
 	single := c.params["id"] != ""
-	items, ok := c.readBatch(maxPerPage, single)
+	plans, ok := planBatch(c, single, c.planLead, func(p leadPlan) string { return p.requestID })
 	if !ok {
-		return
-	}
-	plans := make([]leadPlan, len(items))
-	var errs []itemErrors
-	for i, raw := range items {
-		var fe []fieldError
-		plans[i], fe = c.planLead(raw, i, true, c.id("id"))
-		if fe != nil {
-			errs = append(errs, itemErrors{RequestID: plans[i].requestID, Errors: fe})
-		}
-	}
-	if errs != nil {
-		c.validation(errs)
 		return
 	}
 	out := make([]map[string]any, 0, len(plans))
