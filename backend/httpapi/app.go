@@ -333,21 +333,27 @@ func (a *appRoutes) databaseNames(ctx context.Context, accountID int64) (map[int
 	return names, nil
 }
 
-func (a *appRoutes) events(c echo.Context) error {
-	ctx := c.Request().Context()
+// eventQuery is what both event routes start with: the session's account,
+// the filter from the query string, and the names of its databases.
+func (a *appRoutes) eventQuery(c echo.Context) (store.Account, eventlog.Filter, map[int64]string, error) {
 	acc, err := a.account(c)
 	if err != nil {
-		return err
+		return store.Account{}, eventlog.Filter{}, nil, err
 	}
 	f, err := eventlog.ParseFilter(acc.ID, func(k string) []string { return c.QueryParams()[k] }, acc.Location())
 	if err != nil {
-		return err
+		return store.Account{}, eventlog.Filter{}, nil, err
 	}
-	evs, total, err := a.cfg.App.ListEvents(ctx, f)
+	names, err := a.databaseNames(c.Request().Context(), acc.ID)
+	return acc, f, names, err
+}
+
+func (a *appRoutes) events(c echo.Context) error {
+	_, f, names, err := a.eventQuery(c)
 	if err != nil {
 		return err
 	}
-	names, err := a.databaseNames(ctx, acc.ID)
+	evs, total, err := a.cfg.App.ListEvents(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -365,15 +371,7 @@ func (a *appRoutes) events(c echo.Context) error {
 // eventsCSV exports every event matching the filters (paging ignored).
 func (a *appRoutes) eventsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
-	acc, err := a.account(c)
-	if err != nil {
-		return err
-	}
-	f, err := eventlog.ParseFilter(acc.ID, func(k string) []string { return c.QueryParams()[k] }, acc.Location())
-	if err != nil {
-		return err
-	}
-	names, err := a.databaseNames(ctx, acc.ID)
+	acc, f, names, err := a.eventQuery(c)
 	if err != nil {
 		return err
 	}
