@@ -25,7 +25,7 @@ type clock struct{ ns atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newAuth(t *testing.T) (*widgetauth.Authenticator, *clock) {
+func newAuth(t testing.TB) (*widgetauth.Authenticator, *clock) {
 	t.Helper()
 	c := &clock{}
 	c.ns.Store(time.Now().UnixNano())
@@ -48,12 +48,14 @@ func claims(now time.Time) jwt.MapClaims {
 	}
 }
 
-func sign(t *testing.T, c jwt.MapClaims, key string) string {
+func sign(t testing.TB, c jwt.MapClaims, key string) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
 	require.NoError(t, err)
 	return s
 }
+
+func signB(b *testing.B, c jwt.MapClaims) string { return sign(b, c, secret) }
 
 func TestVerifyAmoToken(t *testing.T) {
 	t.Parallel()
