@@ -30,8 +30,8 @@ func (Pages) RenderApp(w http.ResponseWriter, sessionToken string, expiresAt tim
 	return pages.ExecuteTemplate(w, "app.html", map[string]any{"Session": sessionToken, "ExpiresAt": expiresAt.UTC().Format(time.RFC3339)})
 }
 
-// RenderError writes a small page with a message (an expired link, an install result).
-func (Pages) RenderError(w http.ResponseWriter, status int, message string) error {
+// RenderMessage writes a small page with a message: an expired link (status ≥ 400) or an install result.
+func (Pages) RenderMessage(w http.ResponseWriter, status int, message string) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	return pages.ExecuteTemplate(w, "message.html", map[string]any{"Message": message, "OK": status < 300})

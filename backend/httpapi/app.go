@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -393,7 +394,7 @@ func bindJSON(c echo.Context, v any) error {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
 		return apperr.New(apperr.Invalid, "Ожидается JSON (Content-Type: application/json).")
 	}
-	dec := jsonDecoder(c.Request().Body)
+	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return apperr.Wrap(err, apperr.Invalid, "Неверный JSON: %s.", strings.TrimPrefix(err.Error(), "json: "))

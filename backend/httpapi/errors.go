@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -97,5 +95,3 @@ func (s *Server) classify(err error) (int, errorBody) {
 	code := apperr.CodeOf(err)
 	return statusByCode[code], errorBody{Code: code, Message: apperr.MessageOf(err)}
 }
-
-func jsonDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,7 +61,7 @@ type WidgetConfig struct {
 // PageRenderer renders the settings page HTML.
 type PageRenderer interface {
 	RenderApp(w http.ResponseWriter, sessionToken string, expiresAt time.Time) error
-	RenderError(w http.ResponseWriter, status int, message string) error
+	RenderMessage(w http.ResponseWriter, status int, message string) error
 }
 
 // RegisterWidget adds the amoCRM-facing routes: the OAuth redirect and
@@ -88,10 +89,7 @@ func (s *Server) RegisterWidget(cfg WidgetConfig) error {
 
 type widgetRoutes struct {
 	cfg WidgetConfig
-	log interface {
-		WarnContext(ctx context.Context, msg string, args ...any)
-		InfoContext(ctx context.Context, msg string, args ...any)
-	}
+	log *slog.Logger
 }
 
 // allowedOrigin accepts https://{sub}.amocrm.ru|amocrm.com|kommo.com and the configured extras.
@@ -179,7 +177,7 @@ func (w *widgetRoutes) page(c echo.Context) error {
 	h.Set("Referrer-Policy", "no-referrer")
 	sess, err := w.cfg.Auth.RedeemTicket(c.Request().Context(), c.QueryParam("ticket"))
 	if err != nil {
-		return w.cfg.Page.RenderError(c.Response(), http.StatusUnauthorized, apperr.MessageOf(err))
+		return w.cfg.Page.RenderMessage(c.Response(), http.StatusUnauthorized, apperr.MessageOf(err))
 	}
 	token, exp, err := w.cfg.Auth.IssueSession(sess)
 	if err != nil {
@@ -212,7 +210,7 @@ func sessionOf(c echo.Context) widgetauth.Session {
 func (w *widgetRoutes) callback(c echo.Context) error {
 	q := c.QueryParams()
 	if e := q.Get("error"); e != "" {
-		return w.cfg.Page.RenderError(c.Response(), http.StatusBadRequest, "Доступ к amoCRM не предоставлен ("+e+"). Установите виджет заново и подтвердите доступ.")
+		return w.cfg.Page.RenderMessage(c.Response(), http.StatusBadRequest, "Доступ к amoCRM не предоставлен ("+e+"). Установите виджет заново и подтвердите доступ.")
 	}
 	code, referer := strings.TrimSpace(q.Get("code")), strings.TrimSpace(q.Get("referer"))
 	if code == "" || len(code) > 4096 {
@@ -225,7 +223,7 @@ func (w *widgetRoutes) callback(c echo.Context) error {
 	if err := w.cfg.Installer.BeginInstall(c.Request().Context(), code, referer, fromWidget); err != nil {
 		return err
 	}
-	return w.cfg.Page.RenderError(c.Response(), http.StatusOK, "Виджет «Связка» установлен. Вернитесь в amoCRM и откройте его настройки.")
+	return w.cfg.Page.RenderMessage(c.Response(), http.StatusOK, "Виджет «Связка» установлен. Вернитесь в amoCRM и откройте его настройки.")
 }
 
 // validReferer accepts a bare account host such as clinic.amocrm.ru.
