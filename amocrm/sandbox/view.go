@@ -22,6 +22,7 @@ main{padding:16px 20px}table{border-collapse:collapse;background:#fff}td,th{bord
 {{range .}}<tr><td><a href="/accounts/{{.ID}}">{{.ID}}</a></td><td>{{.Subdomain}}</td><td>{{.Users}}</td><td>{{.Contacts}}</td><td>{{.Leads}}</td><td>{{.Paid}}</td></tr>{{end}}
 </table>{{else}}<p>No accounts yet: <code>POST /_sandbox/accounts</code>.</p>{{end}}</main></body></html>{{end}}
 {{define "account"}}{{template "head" .Subdomain}}<h1>{{.Subdomain}} <span class="muted">#{{.ID}}</span></h1>
+<p><a href="/accounts/{{.ID}}/settings/widget">Настройки › виджет</a></p>
 <nav>{{range .Pipelines}}<a href="?pipeline={{.ID}}">{{.Name}}{{if .IsMain}} ★{{end}}</a>{{end}}</nav>
 <h2>{{.Pipeline.Name}}</h2><div class="board">{{range .Columns}}<div class="col"><h3 style="border-color:{{.Color}}">{{.Name}} <span class="muted">{{len .Leads}}</span></h3>
 {{range .Leads}}<div class="card"><b>{{.Name}}</b><br><span class="muted">#{{.ID}} · {{.Price}} ₽ · {{.Contacts}}</span></div>{{end}}</div>{{end}}</div>

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
+	"io"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/svyazka/svyazka/backend/redistest"
 	"github.com/svyazka/svyazka/backend/store/storetest"
+	"github.com/svyazka/svyazka/widget"
 )
 
 var binary string
@@ -238,4 +241,28 @@ func exitCode(err error) int {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+func TestWidgetArchiveCommand(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "widget.zip")
+	stdout, err := command(map[string]string{"PUBLIC_URL": "https://api.svyazka.ru"}, "widget-archive", "-o", out).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(stdout), "wrote "+out)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Empty(t, widget.ValidateZip(bytes.NewReader(b), int64(len(b))))
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	require.NoError(t, err)
+	for _, f := range zr.File {
+		if f.Name == "script.js" {
+			rc, err := f.Open()
+			require.NoError(t, err)
+			js, err := io.ReadAll(rc)
+			require.NoError(t, err)
+			require.Contains(t, string(js), "'https://api.svyazka.ru'")
+		}
+	}
+	err = command(map[string]string{"PUBLIC_URL": "not a url"}, "widget-archive", "-o", out).Run()
+	require.Equal(t, 1, exitCode(err))
 }
