@@ -57,16 +57,21 @@ func (m *Main) startSandbox(ctx context.Context) (*sandbox.Sandbox, string, func
 // created the account here. It returns the sandbox account id.
 func (m *Main) installDemo(ctx context.Context, sb *sandbox.Sandbox) (int64, error) {
 	info, found := sb.FindAccount(demoSubdomain)
-	if !found {
+	if found {
+		// Installed in an earlier run (the sandbox kept its state): nothing to do.
+		if acc, err := m.DB.AccountByAmoID(ctx, info.AccountID); err == nil && acc.Status == store.AccountActive {
+			return info.AccountID, nil
+		}
+	} else {
+		// A new sandbox account is always installed, even when the database
+		// knows its id from an older sandbox: the install replaces its tokens.
 		var err error
 		info, err = sb.CreateAccount(sandbox.AccountOptions{Subdomain: demoSubdomain, Name: "Стоматология «Улыбка»", Users: 6})
 		if err != nil {
 			return 0, err
 		}
 	}
-	if acc, err := m.DB.AccountByAmoID(ctx, info.AccountID); err == nil && acc.Status == store.AccountActive {
-		return info.AccountID, nil
-	}
+	since := time.Now()
 	res, err := sb.Install(ctx, info.AccountID)
 	if err != nil {
 		return 0, err
@@ -76,7 +81,7 @@ func (m *Main) installDemo(ctx context.Context, sb *sandbox.Sandbox) (int64, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if acc, err := m.DB.AccountByAmoID(ctx, info.AccountID); err == nil && acc.Status == store.AccountActive {
+		if acc, err := m.DB.AccountByAmoID(ctx, info.AccountID); err == nil && acc.Status == store.AccountActive && !acc.InstalledAt.Before(since.Add(-time.Second)) {
 			return info.AccountID, nil
 		}
 		select {
