@@ -22,18 +22,21 @@ import (
 //go:embed all:amo
 var sources embed.FS
 
-// Sources returns the archive sources, rooted at the archive root.
+// Sources returns the archive sources as shipped (backend URL not filled in),
+// rooted at the archive root: manifest.json, script.js, i18n/, images/.
 func Sources() fs.FS {
 	sub, _ := fs.Sub(sources, "amo")
 	return sub
 }
 
-// backendPlaceholder in script.js and style links is replaced by the backend URL at build time.
+// backendPlaceholder in the text sources is replaced by the backend URL at build time.
 const backendPlaceholder = "__SVYAZKA_BACKEND_URL__"
 
+// checkBackendURL accepts an absolute http(s) URL without a trailing slash,
+// query or fragment: script.js appends paths such as /api/widget/v1/session.
 func checkBackendURL(backendURL string) error {
 	u, err := url.Parse(backendURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasSuffix(backendURL, "/") || u.RawQuery != "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasSuffix(backendURL, "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fmt.Errorf("widget: backend URL %q must be an absolute http(s) URL without a trailing slash", backendURL)
 	}
 	return nil
@@ -51,7 +54,9 @@ func file(name, backendURL string) ([]byte, error) {
 	return b, nil
 }
 
-// ScriptJS returns script.js with the backend URL filled in.
+// ScriptJS returns script.js with the backend URL filled in, for the API to
+// serve so the amoCRM sandbox can load the live widget. It fails when
+// backendURL is not an absolute http(s) URL without a trailing slash.
 func ScriptJS(backendURL string) ([]byte, error) {
 	if err := checkBackendURL(backendURL); err != nil {
 		return nil, err
@@ -59,8 +64,11 @@ func ScriptJS(backendURL string) ([]byte, error) {
 	return file("script.js", backendURL)
 }
 
-// BuildArchive writes widget.zip: every source file at the archive root (no
-// wrapping folder), the backend URL filled in.
+// BuildArchive writes widget.zip to w: every source file at the archive root
+// (no wrapping folder, no directory entries), UTF-8 text as shipped, the
+// backend URL filled in; the same inputs give the same bytes. It fails when
+// backendURL is not an absolute http(s) URL without a trailing slash, or on a
+// write error. Callers should run ValidateZip on the result before uploading.
 func BuildArchive(w io.Writer, backendURL string) error {
 	if err := checkBackendURL(backendURL); err != nil {
 		return err
@@ -95,8 +103,13 @@ func BuildArchive(w io.Writer, backendURL string) error {
 	return zw.Close()
 }
 
+// contentTypes are the types Files sends for the archive's file kinds.
+var contentTypes = map[string]string{".js": "application/javascript; charset=utf-8", ".json": "application/json; charset=utf-8",
+	".css": "text/css; charset=utf-8", ".png": "image/png"}
+
 // Files serves the archive's files as amoCRM hosts them (the sandbox loads
-// the widget from here), the backend URL filled in.
+// the widget from here), the backend URL filled in; unknown paths get 404.
+// backendURL is not checked here: the config validates PUBLIC_URL at start.
 func Files(backendURL string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
@@ -109,9 +122,7 @@ func Files(backendURL string) http.Handler {
 			http.Error(w, "widget file unavailable", http.StatusInternalServerError)
 			return
 		}
-		types := map[string]string{".js": "application/javascript; charset=utf-8", ".json": "application/json; charset=utf-8",
-			".css": "text/css; charset=utf-8", ".png": "image/png"}
-		if ct := types[path.Ext(name)]; ct != "" {
+		if ct := contentTypes[path.Ext(name)]; ct != "" {
 			w.Header().Set("Content-Type", ct)
 		}
 		w.Header().Set("Cache-Control", "no-cache")
