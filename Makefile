@@ -17,9 +17,15 @@ test: services
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
-## build: the svyazka binary in bin/
+## build: the svyazka binary and the svyazka-connector agent in bin/
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/svyazka
+	$(GO) build -trimpath -o bin/svyazka-connector ./cmd/svyazka-connector
+
+## connector-windows: the connector agent for the clinic's Windows server (bin/svyazka-connector.exe)
+.PHONY: connector-windows
+connector-windows:
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -o bin/svyazka-connector.exe ./cmd/svyazka-connector
 
 ## widget: the amoCRM widget archive widget.zip for PUBLIC_URL (validated)
 widget: build

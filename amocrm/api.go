@@ -296,112 +296,123 @@ func (a *AccountAPI) CreateCustomFields(ctx context.Context, entity string, fiel
 	return out, nil
 }
 
-// Contacts returns one page of contacts matching p.
-func (a *AccountAPI) Contacts(ctx context.Context, p ListParams) (Page[Contact], error) {
-	page, err := list[Contact](ctx, a, "/api/v4/contacts", "contacts", p)
+// crmKind describes contacts or leads to the paths they share: a list, a
+// get by id, batch creates and patches.
+type crmKind[T any] struct {
+	entity    string // path segment and _embedded key, e.g. "contacts"
+	one       string // the singular, for messages
+	id        func(*T) *int64
+	requestID func(*T) *string
+}
+
+var (
+	contactKind = crmKind[Contact]{entity: EntityContacts, one: "contact",
+		id: func(c *Contact) *int64 { return &c.ID }, requestID: func(c *Contact) *string { return &c.RequestID }}
+	leadKind = crmKind[Lead]{entity: EntityLeads, one: "lead",
+		id: func(l *Lead) *int64 { return &l.ID }, requestID: func(l *Lead) *string { return &l.RequestID }}
+)
+
+func (k crmKind[T]) path() string { return "/api/v4/" + k.entity }
+
+func (k crmKind[T]) page(ctx context.Context, a *AccountAPI, p ListParams) (Page[T], error) {
+	page, err := list[T](ctx, a, k.path(), k.entity, p)
 	if err != nil {
-		return page, fmt.Errorf("amocrm: list contacts (%d): %w", a.ref.ID, err)
+		return page, fmt.Errorf("amocrm: list %s (%d): %w", k.entity, a.ref.ID, err)
 	}
 	return page, nil
 }
 
-// AllContacts returns every contact matching p, from page p.Page on.
-func (a *AccountAPI) AllContacts(ctx context.Context, p ListParams) ([]Contact, error) {
-	out, err := all[Contact](ctx, a, "/api/v4/contacts", "contacts", p)
+func (k crmKind[T]) all(ctx context.Context, a *AccountAPI, p ListParams) ([]T, error) {
+	out, err := all[T](ctx, a, k.path(), k.entity, p)
 	if err != nil {
-		return out, fmt.Errorf("amocrm: list contacts (%d): %w", a.ref.ID, err)
+		return out, fmt.Errorf("amocrm: list %s (%d): %w", k.entity, a.ref.ID, err)
 	}
 	return out, nil
+}
+
+func (k crmKind[T]) get(ctx context.Context, a *AccountAPI, id int64, with []string) (*T, error) {
+	var v T
+	if err := a.get(ctx, k.path()+"/"+strconv.FormatInt(id, 10), with, &v, k.id(&v)); err != nil {
+		return nil, fmt.Errorf("amocrm: get %s %d (%d): %w", k.one, id, a.ref.ID, err)
+	}
+	return &v, nil
+}
+
+func (k crmKind[T]) create(ctx context.Context, a *AccountAPI, items []T) ([]Saved, error) {
+	out, err := batch(ctx, a, http.MethodPost, k.path(), k.entity, items, k.requestID, func(s *Saved) string { return s.RequestID }, false)
+	if err != nil {
+		return out, fmt.Errorf("amocrm: create %s (%d): %w", k.entity, len(items), err)
+	}
+	return out, nil
+}
+
+func (k crmKind[T]) update(ctx context.Context, a *AccountAPI, items []T) ([]Saved, error) {
+	for i := range items {
+		if *k.id(&items[i]) == 0 {
+			return nil, fmt.Errorf("amocrm: patch %s (%d): item %d has no id", k.entity, len(items), i)
+		}
+	}
+	out, err := batch[T, Saved](ctx, a, http.MethodPatch, k.path(), k.entity, items, nil, nil, true)
+	if err != nil {
+		return out, fmt.Errorf("amocrm: patch %s (%d): %w", k.entity, len(items), err)
+	}
+	return out, nil
+}
+
+// Contacts returns one page of contacts matching p.
+func (a *AccountAPI) Contacts(ctx context.Context, p ListParams) (Page[Contact], error) {
+	return contactKind.page(ctx, a, p)
+}
+
+// AllContacts returns every contact matching p, from page p.Page on.
+func (a *AccountAPI) AllContacts(ctx context.Context, p ListParams) ([]Contact, error) {
+	return contactKind.all(ctx, a, p)
 }
 
 // Contact returns the contact by id, or (nil, ErrNotFound) when amoCRM has
 // none (204).
 func (a *AccountAPI) Contact(ctx context.Context, id int64, with ...string) (*Contact, error) {
-	var c Contact
-	if err := a.get(ctx, "/api/v4/contacts/"+strconv.FormatInt(id, 10), with, &c, &c.ID); err != nil {
-		return nil, fmt.Errorf("amocrm: get contact %d (%d): %w", id, a.ref.ID, err)
-	}
-	return &c, nil
+	return contactKind.get(ctx, a, id, with)
 }
 
 // CreateContacts creates contacts in batches and returns their ids in the
 // order of contacts. On ErrValidation the *ValidationError's request ids are
 // indexes into contacts (unless the caller set request ids).
 func (a *AccountAPI) CreateContacts(ctx context.Context, contacts []Contact) ([]Saved, error) {
-	out, err := batch(ctx, a, http.MethodPost, "/api/v4/contacts", "contacts", contacts,
-		func(c *Contact) *string { return &c.RequestID }, func(s *Saved) string { return s.RequestID }, false)
-	if err != nil {
-		return out, fmt.Errorf("amocrm: create contacts (%d): %w", len(contacts), err)
-	}
-	return out, nil
+	return contactKind.create(ctx, a, contacts)
 }
 
 // UpdateContacts patches contacts (each with its ID) in batches and returns
 // the answers in order.
 func (a *AccountAPI) UpdateContacts(ctx context.Context, contacts []Contact) ([]Saved, error) {
-	for i, c := range contacts {
-		if c.ID == 0 {
-			return nil, fmt.Errorf("amocrm: patch contacts (%d): item %d has no id", len(contacts), i)
-		}
-	}
-	out, err := batch[Contact, Saved](ctx, a, http.MethodPatch, "/api/v4/contacts", "contacts", contacts, nil, nil, true)
-	if err != nil {
-		return out, fmt.Errorf("amocrm: patch contacts (%d): %w", len(contacts), err)
-	}
-	return out, nil
+	return contactKind.update(ctx, a, contacts)
 }
 
 // Leads returns one page of leads matching p.
 func (a *AccountAPI) Leads(ctx context.Context, p ListParams) (Page[Lead], error) {
-	page, err := list[Lead](ctx, a, "/api/v4/leads", "leads", p)
-	if err != nil {
-		return page, fmt.Errorf("amocrm: list leads (%d): %w", a.ref.ID, err)
-	}
-	return page, nil
+	return leadKind.page(ctx, a, p)
 }
 
 // AllLeads returns every lead matching p, from page p.Page on.
 func (a *AccountAPI) AllLeads(ctx context.Context, p ListParams) ([]Lead, error) {
-	out, err := all[Lead](ctx, a, "/api/v4/leads", "leads", p)
-	if err != nil {
-		return out, fmt.Errorf("amocrm: list leads (%d): %w", a.ref.ID, err)
-	}
-	return out, nil
+	return leadKind.all(ctx, a, p)
 }
 
 // Lead returns the lead by id, or (nil, ErrNotFound) when amoCRM has none (204).
 func (a *AccountAPI) Lead(ctx context.Context, id int64, with ...string) (*Lead, error) {
-	var l Lead
-	if err := a.get(ctx, "/api/v4/leads/"+strconv.FormatInt(id, 10), with, &l, &l.ID); err != nil {
-		return nil, fmt.Errorf("amocrm: get lead %d (%d): %w", id, a.ref.ID, err)
-	}
-	return &l, nil
+	return leadKind.get(ctx, a, id, with)
 }
 
 // CreateLeads creates leads in batches and returns their ids in the order
 // of leads (see CreateContacts for validation errors).
 func (a *AccountAPI) CreateLeads(ctx context.Context, leads []Lead) ([]Saved, error) {
-	out, err := batch(ctx, a, http.MethodPost, "/api/v4/leads", "leads", leads,
-		func(l *Lead) *string { return &l.RequestID }, func(s *Saved) string { return s.RequestID }, false)
-	if err != nil {
-		return out, fmt.Errorf("amocrm: create leads (%d): %w", len(leads), err)
-	}
-	return out, nil
+	return leadKind.create(ctx, a, leads)
 }
 
 // UpdateLeads patches leads (each with its ID) in batches and returns the
 // answers in order.
 func (a *AccountAPI) UpdateLeads(ctx context.Context, leads []Lead) ([]Saved, error) {
-	for i, l := range leads {
-		if l.ID == 0 {
-			return nil, fmt.Errorf("amocrm: patch leads (%d): item %d has no id", len(leads), i)
-		}
-	}
-	out, err := batch[Lead, Saved](ctx, a, http.MethodPatch, "/api/v4/leads", "leads", leads, nil, nil, true)
-	if err != nil {
-		return out, fmt.Errorf("amocrm: patch leads (%d): %w", len(leads), err)
-	}
-	return out, nil
+	return leadKind.update(ctx, a, leads)
 }
 
 // get fetches one entity; 204 or an answer without id is ErrNotFound.

@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +28,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// MaxRatePerSecond is amoCRM's limit on API requests per second per
+// account (and per integration); the Client keeps to it by default and the
+// sandbox enforces it.
+const MaxRatePerSecond = 7
+
 // Defaults for Config's zero values. The timeouts are the official PHP
 // library's.
 const (
-	DefaultRateLimit      = 7
 	DefaultBatchSize      = 50
 	MaxBatchSize          = 250
 	DefaultPageLimit      = 250
@@ -65,7 +68,7 @@ type Config struct {
 	// BatchSize is the most items per batch write (≤ MaxBatchSize).
 	BatchSize int
 	// RateLimit is requests per second per account, across every process
-	// sharing Redis.
+	// sharing Redis; 0 means MaxRatePerSecond.
 	RateLimit int
 	// HTTPClient defaults to a client with a ConnectTimeout dialer.
 	HTTPClient *http.Client
@@ -119,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("amocrm: new client: RateLimit %d is negative", cfg.RateLimit)
 	}
 	setDefault(&cfg.BatchSize, DefaultBatchSize)
-	setDefault(&cfg.RateLimit, DefaultRateLimit)
+	setDefault(&cfg.RateLimit, MaxRatePerSecond)
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = DefaultMaxRetries
 	} else if cfg.MaxRetries < 0 {
@@ -177,26 +180,19 @@ type AccountRef struct {
 	Domain    string
 }
 
-var subdomainRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-// knownDomains are the only hosts the client sends tokens and the client
-// secret to: the install redirect's referer is attacker-controlled.
-var knownDomains = map[string]bool{"amocrm.ru": true, "amocrm.com": true, "kommo.com": true}
-
 // RefFromReferer parses the referer amoCRM passes to the OAuth redirect
 // (e.g. "clinic.amocrm.ru") into an AccountRef with the given id. It fails
 // for any host outside amocrm.ru, amocrm.com and kommo.com.
 func RefFromReferer(id int64, referer string) (AccountRef, error) {
-	host := strings.ToLower(strings.TrimSpace(referer))
-	if u, err := url.Parse(host); err == nil && u.Host != "" {
-		host = u.Host
+	host := strings.TrimSpace(referer)
+	if u, err := url.Parse(host); err == nil && u.Scheme == "https" && u.User == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" {
+		host = u.Host // amoCRM sends a bare host; a full https origin names the same account
 	}
-	sub, domain, ok := strings.Cut(host, ".")
-	ref := AccountRef{ID: id, Subdomain: sub, Domain: domain}
-	if !ok || !subdomainRE.MatchString(sub) || !knownDomains[domain] {
+	sub, domain, err := ParseAccountHost(host)
+	if err != nil {
 		return AccountRef{}, fmt.Errorf("amocrm: referer %q is not an amoCRM account host", referer)
 	}
-	return ref, nil
+	return AccountRef{ID: id, Subdomain: sub, Domain: domain}, nil
 }
 
 // baseURL is where the account's calls go.
@@ -209,7 +205,7 @@ func (c *Client) baseURL(ref AccountRef) (*url.URL, error) {
 	if domain == "" {
 		domain = "amocrm.ru"
 	}
-	if !subdomainRE.MatchString(ref.Subdomain) || !knownDomains[domain] {
+	if !IsAccountHost(ref.Subdomain + "." + domain) {
 		return nil, fmt.Errorf("amocrm: account %d: host %q.%q is not an amoCRM account host", ref.ID, ref.Subdomain, domain)
 	}
 	return &url.URL{Scheme: "https", Host: ref.Subdomain + "." + domain}, nil

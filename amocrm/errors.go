@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/svyazka/svyazka/backend/apperr"
 )
 
 // Sentinel errors. Every error a Client returns for an amoCRM answer wraps
@@ -132,31 +130,6 @@ func (e *ValidationError) Error() string {
 
 // Unwrap returns ErrValidation.
 func (e *ValidationError) Unwrap() error { return ErrValidation }
-
-// AppCode maps an amoCRM error to the application error code the HTTP layer
-// shows: validation → invalid, revoked/unauthorized → unauthorized, and so on.
-// It returns apperr.Internal for errors from outside this package, "" for nil.
-func AppCode(err error) apperr.Code {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, ErrValidation):
-		return apperr.Invalid
-	case errors.Is(err, ErrRevoked), errors.Is(err, ErrUnauthorized), errors.Is(err, ErrInvalidGrant):
-		return apperr.Unauthorized
-	case errors.Is(err, ErrPaymentRequired):
-		return apperr.PaymentRequired
-	case errors.Is(err, ErrForbidden), errors.Is(err, ErrBlocked):
-		return apperr.Forbidden
-	case errors.Is(err, ErrRateLimited):
-		return apperr.RateLimited
-	case errors.Is(err, ErrNotFound):
-		return apperr.NotFound
-	case errors.Is(err, ErrTransient), errors.Is(err, ErrMalformed):
-		return apperr.Unavailable
-	}
-	return apperr.Internal
-}
 
 // Retryable reports whether err is worth retrying later (rate limit or a
 // transient failure); revoked, blocked, unpaid and validation errors are not.

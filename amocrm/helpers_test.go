@@ -14,8 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/svyazka/svyazka/amocrm"
-	"github.com/svyazka/svyazka/backend/redistest"
-	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/amocrm/amocrmtest"
 )
 
 const (
@@ -23,58 +22,14 @@ const (
 	testRefresh = "refresh-token-VALUE-0001"
 )
 
-// memTokens is an in-memory amocrm.TokenStore for tests that are not about
-// persistence; the Postgres one is store.AmoTokens.
-type memTokens struct {
-	mu     sync.Mutex
-	tokens map[int64]amocrm.Token
-}
+// memTokens is the in-memory amocrm.TokenStore; the Postgres one is
+// tested with the client in backend/store.
+type memTokens = amocrmtest.Tokens
 
 func newMemTokens(accountID int64, t amocrm.Token) *memTokens {
-	return &memTokens{tokens: map[int64]amocrm.Token{accountID: t}}
-}
-
-func (m *memTokens) Tokens(_ context.Context, id int64) (amocrm.Token, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t, ok := m.tokens[id]
-	if !ok {
-		return amocrm.Token{}, store.ErrNotFound
-	}
-	return t, nil
-}
-
-func (m *memTokens) SaveTokens(_ context.Context, id int64, t amocrm.Token) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.tokens[id] = t
-	return nil
-}
-
-func (m *memTokens) UpdateTokens(_ context.Context, id int64, fn func(amocrm.Token) (amocrm.Token, error)) (amocrm.Token, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.tokens[id]
-	if !ok {
-		return amocrm.Token{}, store.ErrNotFound
-	}
-	next, err := fn(cur)
-	if err != nil {
-		return amocrm.Token{}, err
-	}
-	m.tokens[id] = next
-	return next, nil
-}
-
-func (m *memTokens) MarkRevoked(_ context.Context, id int64, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := m.tokens[id]
-	if t.RevokedAt.IsZero() {
-		t.RevokedAt = at
-	}
-	m.tokens[id] = t
-	return nil
+	m := amocrmtest.NewTokens()
+	_ = m.SaveTokens(context.Background(), accountID, t)
+	return m
 }
 
 var testNow = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
@@ -162,7 +117,7 @@ func writeHTML(w http.ResponseWriter, status int) {
 
 func redisClient(t *testing.T) (*redis.Options, *redis.Client) {
 	t.Helper()
-	opts := redistest.New(t)
+	opts := amocrmtest.Redis(t)
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	return opts, c

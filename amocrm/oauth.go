@@ -30,11 +30,12 @@ func (t Token) GoString() string { return t.String() }
 // Revoked reports whether the token was marked revoked.
 func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
 
-// TokenStore keeps accounts' tokens (encrypted at rest). It is implemented
-// by store.AmoTokens.
+// TokenStore keeps accounts' tokens (encrypted at rest). The backend's
+// Postgres store implements it; amocrmtest.Tokens is an in-memory one with
+// the same contract, for tests.
 type TokenStore interface {
-	// Tokens returns the account's token, revoked or not; an error matching
-	// store.ErrNotFound when the account has none.
+	// Tokens returns the account's token, revoked or not; the store's
+	// not-found error when the account has none.
 	Tokens(ctx context.Context, accountID int64) (Token, error)
 	// SaveTokens stores a new pair (after an install), clearing any revocation.
 	SaveTokens(ctx context.Context, accountID int64, t Token) error

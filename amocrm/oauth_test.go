@@ -2,7 +2,6 @@ package amocrm_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,9 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/svyazka/svyazka/amocrm"
-	"github.com/svyazka/svyazka/backend/sealer"
-	"github.com/svyazka/svyazka/backend/store"
-	"github.com/svyazka/svyazka/backend/store/storetest"
+	"github.com/svyazka/svyazka/amocrm/amocrmtest"
 )
 
 func TestExchange(t *testing.T) {
@@ -98,82 +95,23 @@ func TestAccountHost(t *testing.T) {
 	require.Equal(t, []string{"https://clinic.kommo.com/api/v4/account", "https://clinic.amocrm.ru/api/v4/account"}, rt.urls)
 }
 
-// TestRefreshRotation: two Clients (two processes) share Postgres and Redis,
-// and several workers in each find the access token expired at once.
-// Exactly one refresh reaches amoCRM; everyone uses the rotated token.
+// TestRefreshRotation: two Clients (two processes) share the token store,
+// each with its own Redis connection, and several workers in each find the
+// access token expired at once. Exactly one refresh reaches amoCRM;
+// everyone uses the rotated token. backend/store runs the same race over
+// the Postgres store.
 func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
-	db := storetest.New(t)
-	acc, _, err := db.InstallAccount(context.Background(), store.InstallInput{AmoAccountID: 901, Subdomain: "clinic",
-		BaseDomain: "amocrm.ru", TrialDays: 14, Now: testNow})
-	require.NoError(t, err)
-	key := make([]byte, sealer.KeySize)
-	_, _ = rand.Read(key)
-	s, err := sealer.New(key)
-	require.NoError(t, err)
-
-	var mu sync.Mutex
-	access, refresh := testAccess, testRefresh
-	refreshes := 0
-	srv, rec := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/oauth2/access_token" {
-			var body map[string]string
-			_ = json.NewDecoder(r.Body).Decode(&body)
-			if body["grant_type"] != "refresh_token" || body["refresh_token"] != refresh {
-				writeJSON(w, 400, "application/problem+json", map[string]any{"hint": "Invalid refresh token", "status": 400})
-				return
-			}
-			refreshes++
-			time.Sleep(100 * time.Millisecond) // widen the window for a racing refresh
-			access, refresh = fmt.Sprintf("access-%d", refreshes), fmt.Sprintf("refresh-%d", refreshes)
-			writeJSON(w, 200, "application/json", map[string]any{"token_type": "Bearer", "expires_in": 86400,
-				"access_token": access, "refresh_token": refresh})
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+access {
-			writeJSON(w, 401, "application/problem+json", problem(401, "Unauthorized", ""))
-			return
-		}
-		okAccount(w)
-	})
-
+	rot := amocrmtest.NewRotator(t, testAccess, testRefresh)
+	tokens := newMemTokens(901, amocrm.Token{AccessToken: testAccess, RefreshToken: testRefresh, ExpiresAt: testNow.Add(30 * time.Second)})
 	opts, rdb := redisClient(t)
-	var clients []*amocrm.Client
-	for i := range 2 {
-		tokens, err := store.NewAmoTokens(db, s)
-		require.NoError(t, err)
-		if i == 0 {
-			require.NoError(t, tokens.SaveTokens(context.Background(), acc.ID,
-				amocrm.Token{AccessToken: testAccess, RefreshToken: testRefresh, ExpiresAt: testNow.Add(30 * time.Second)}))
-		}
-		rc := rdb
-		if i == 1 {
-			rc = secondRedis(t, opts)
-		}
-		clients = append(clients, newClient(t, testConfig(srv.URL, rc, tokens)))
+	clients := []*amocrm.Client{
+		newClient(t, testConfig(rot.URL, rdb, tokens)),
+		newClient(t, testConfig(rot.URL, secondRedis(t, opts), tokens)),
 	}
+	rot.Race(t, clients, amocrm.AccountRef{ID: 901}, 8)
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 { // the test database allows 5 connections
-		wg.Go(func() {
-			_, err := clients[i%2].Account(amocrm.AccountRef{ID: acc.ID}).GetAccount(context.Background())
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	require.Equal(t, 1, rec.count("POST /oauth2/access_token"))
-	require.Equal(t, 4, rec.count("GET "+accountPath), "no call was refused with the old token")
-
-	tokens, err := store.NewAmoTokens(db, s)
-	require.NoError(t, err)
-	got, err := tokens.Tokens(context.Background(), acc.ID)
+	got, err := tokens.Tokens(context.Background(), 901)
 	require.NoError(t, err)
 	require.Equal(t, "access-1", got.AccessToken)
 	require.Equal(t, "refresh-1", got.RefreshToken)

@@ -12,7 +12,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/svyazka/svyazka/backend/redistest"
 	"github.com/svyazka/svyazka/backend/store"
@@ -206,21 +205,22 @@ func TestOutboxRelayRunsEachMessageOnce(t *testing.T) {
 	opt := redisOpt(t)
 	ctx := context.Background()
 
-	require.NoError(t, db.Tx(ctx, func(tx *gorm.DB) error {
+	require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
 		for i := range 5 {
-			if err := store.AddOutbox(tx, "test:outboxed", jobs.QueueDefault, map[string]int{"n": i}); err != nil {
+			if _, err := tx.Enqueue(testTask(t, map[string]int{"n": i}).Outbox()); err != nil {
 				return err
 			}
 		}
 		return nil
 	}))
 	// A rolled-back transaction leaves no message behind.
-	_ = db.Tx(ctx, func(tx *gorm.DB) error {
-		require.NoError(t, store.AddOutbox(tx, "test:outboxed", jobs.QueueDefault, map[string]int{"n": 99}))
+	_ = db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Enqueue(testTask(t, map[string]int{"n": 99}).Outbox())
+		require.NoError(t, err)
 		return io.EOF
 	})
 
-	relay := &jobs.OutboxRelay{Store: db, Client: client(t, opt)}
+	relay := &jobs.OutboxRelay{Store: db, Client: client(t, opt), Log: quiet}
 	var wg sync.WaitGroup
 	var relayed atomic.Int32
 	for range 3 { // concurrent relays skip each other's locked rows

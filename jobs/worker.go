@@ -43,6 +43,10 @@ type WorkerOptions struct {
 	Concurrency     int
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// TaskCheckInterval is how often an idle worker looks for new tasks
+	// (default 250ms: a freshly relayed install runs within a fraction of a
+	// second; each idle worker costs Redis about four cheap polls a second).
+	TaskCheckInterval time.Duration
 	// OnFailure is told about every task that will not be retried again
 	// (retries exhausted or asynq.SkipRetry), so it can reach the event log.
 	OnFailure func(ctx context.Context, task *asynq.Task, err error)
@@ -66,18 +70,22 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 25 * time.Second
 	}
+	if opts.TaskCheckInterval <= 0 {
+		opts.TaskCheckInterval = 250 * time.Millisecond
+	}
 	log := opts.Logger.With("component", "worker")
 	isFailure := func(err error) bool {
 		var ra *RetryAfterError
 		return !errors.As(err, &ra)
 	}
 	srv := asynq.NewServer(opts.Redis, asynq.Config{
-		Concurrency:     opts.Concurrency,
-		Queues:          Queues,
-		ShutdownTimeout: opts.ShutdownTimeout,
-		Logger:          asynqLogger{log},
-		LogLevel:        asynq.WarnLevel,
-		IsFailure:       isFailure,
+		Concurrency:       opts.Concurrency,
+		TaskCheckInterval: opts.TaskCheckInterval,
+		Queues:            Queues,
+		ShutdownTimeout:   opts.ShutdownTimeout,
+		Logger:            asynqLogger{log},
+		LogLevel:          asynq.WarnLevel,
+		IsFailure:         isFailure,
 		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
 			var ra *RetryAfterError
 			if errors.As(err, &ra) && ra.Delay > 0 {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -45,8 +46,15 @@ var subdomainPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // CreateAccount creates an account with an admin user, opts.Users-1 further
 // active users, the default main pipeline and the predefined contact
-// fields. It returns ErrInvalid for a malformed or taken subdomain.
+// fields. It returns ErrInvalid for a malformed or taken subdomain, a name
+// over MaxNameLength or Users outside 0…MaxUsersPerAccount.
 func (s *Sandbox) CreateAccount(opts AccountOptions) (AccountInfo, error) {
+	if opts.Users < 0 || opts.Users > MaxUsersPerAccount {
+		return AccountInfo{}, fmt.Errorf("sandbox: create account: users must be between 0 and %d, got %d: %w", MaxUsersPerAccount, opts.Users, ErrInvalid)
+	}
+	if err := checkName("account name", opts.Name); err != nil {
+		return AccountInfo{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	opts.Subdomain = strings.ToLower(opts.Subdomain)
@@ -101,13 +109,21 @@ func (s *Sandbox) IssueCode(accountID int64) (string, error) {
 	return s.newCode(acc), nil
 }
 
-// AddUser adds a user to the account. It returns ErrAccountNotFound.
+// AddUser adds a user to the account. It returns ErrAccountNotFound, or
+// ErrInvalid when the account has MaxUsersPerAccount users already or a name
+// or e-mail is over MaxNameLength.
 func (s *Sandbox) AddUser(accountID int64, opts UserOptions) (UserInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	acc := s.st.Accounts[accountID]
 	if acc == nil {
 		return UserInfo{}, ErrAccountNotFound
+	}
+	if len(acc.Users) >= MaxUsersPerAccount {
+		return UserInfo{}, fmt.Errorf("sandbox: add user to account %d: it has %d users already: %w", accountID, MaxUsersPerAccount, ErrInvalid)
+	}
+	if err := errors.Join(checkName("user name", opts.Name), checkName("user e-mail", opts.Email)); err != nil {
+		return UserInfo{}, err
 	}
 	u := &user{ID: s.st.nextID(), Name: opts.Name, Email: opts.Email, IsAdmin: opts.IsAdmin, IsActive: opts.IsActive, IsFree: opts.IsFree}
 	if u.Name == "" {

@@ -4,102 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
-
-func (s *Sandbox) apiRoutes() []route {
-	r := func(method, pattern string, h func(*call)) route {
-		return route{method: method, pattern: pattern, segs: strings.Split(strings.Trim(pattern, "/"), "/"), h: h}
-	}
-	pub := func(method, pattern string, h func(*call)) route {
-		rt := r(method, pattern, h)
-		rt.public = true
-		return rt
-	}
-	notesOf := func(patch bool) func(*call) { return func(c *call) { c.writeNotes(patch) } }
-	links := func(unlink bool) func(*call) { return func(c *call) { c.changeLinks(unlink) } }
-	onlyEntities := func(allowed []string, h func(*call)) func(*call) {
-		return func(c *call) {
-			if !slices.Contains(allowed, c.params["entity"]) {
-				c.fail(http.StatusNotFound, "Not found")
-				return
-			}
-			h(c)
-		}
-	}
-	crm := []string{"leads", "contacts", "companies", "customers"}
-	linked := []string{"leads", "contacts"}
-	withFields := []string{"leads", "contacts", "companies", "customers"}
-	return []route{
-		pub(http.MethodPost, "/oauth2/access_token", func(c *call) { c.s.accessToken(c) }),
-		pub(http.MethodGet, "/oauth2/account/current/subdomain", func(c *call) { c.s.currentSubdomain(c) }),
-
-		r(http.MethodGet, "/api/v4/account", (*call).getAccount),
-		r(http.MethodGet, "/api/v4/users", (*call).listUsers),
-		r(http.MethodPost, "/api/v4/users", (*call).createUsers),
-		r(http.MethodGet, "/api/v4/users/{id}", (*call).getUser),
-
-		r(http.MethodGet, "/api/v4/leads/pipelines", (*call).listPipelines),
-		r(http.MethodPost, "/api/v4/leads/pipelines", (*call).createPipelines),
-		r(http.MethodGet, "/api/v4/leads/pipelines/{id}", (*call).getPipeline),
-		r(http.MethodPatch, "/api/v4/leads/pipelines/{id}", (*call).patchPipeline),
-		r(http.MethodDelete, "/api/v4/leads/pipelines/{id}", (*call).deletePipeline),
-		r(http.MethodGet, "/api/v4/leads/pipelines/{pipeline_id}/statuses", (*call).listStatuses),
-		r(http.MethodPost, "/api/v4/leads/pipelines/{pipeline_id}/statuses", (*call).createStatuses),
-		r(http.MethodGet, "/api/v4/leads/pipelines/{pipeline_id}/statuses/{id}", (*call).getStatus),
-		r(http.MethodPatch, "/api/v4/leads/pipelines/{pipeline_id}/statuses/{id}", (*call).patchStatus),
-		r(http.MethodDelete, "/api/v4/leads/pipelines/{pipeline_id}/statuses/{id}", (*call).deleteStatus),
-
-		r(http.MethodPost, "/api/v4/leads/complex", (*call).complexLeads),
-		r(http.MethodGet, "/api/v4/leads", (*call).listLeads),
-		r(http.MethodPost, "/api/v4/leads", (*call).createLeads),
-		r(http.MethodPatch, "/api/v4/leads", (*call).patchLeads),
-		r(http.MethodGet, "/api/v4/leads/{id}", (*call).getLead),
-		r(http.MethodPatch, "/api/v4/leads/{id}", (*call).patchLeads),
-		r(http.MethodGet, "/api/v4/contacts", (*call).listContacts),
-		r(http.MethodPost, "/api/v4/contacts", (*call).createContacts),
-		r(http.MethodPatch, "/api/v4/contacts", (*call).patchContacts),
-		r(http.MethodGet, "/api/v4/contacts/{id}", (*call).getContact),
-		r(http.MethodPatch, "/api/v4/contacts/{id}", (*call).patchContacts),
-
-		r(http.MethodGet, "/api/v4/{entity}/custom_fields", onlyEntities(withFields, (*call).listFields)),
-		r(http.MethodPost, "/api/v4/{entity}/custom_fields", onlyEntities(withFields, (*call).createFields)),
-		r(http.MethodPatch, "/api/v4/{entity}/custom_fields", onlyEntities(withFields, (*call).patchFields)),
-		r(http.MethodGet, "/api/v4/{entity}/custom_fields/{id}", onlyEntities(withFields, (*call).getField)),
-		r(http.MethodPatch, "/api/v4/{entity}/custom_fields/{id}", onlyEntities(withFields, (*call).patchFields)),
-		r(http.MethodDelete, "/api/v4/{entity}/custom_fields/{id}", onlyEntities(withFields, (*call).deleteField)),
-
-		r(http.MethodGet, "/api/v4/{entity}/links", onlyEntities(linked, (*call).listLinks)),
-		r(http.MethodPost, "/api/v4/{entity}/link", onlyEntities(linked, links(false))),
-		r(http.MethodPost, "/api/v4/{entity}/unlink", onlyEntities(linked, links(true))),
-		r(http.MethodGet, "/api/v4/{entity}/{id}/links", onlyEntities(linked, (*call).listLinks)),
-		r(http.MethodPost, "/api/v4/{entity}/{id}/link", onlyEntities(linked, links(false))),
-		r(http.MethodPost, "/api/v4/{entity}/{id}/unlink", onlyEntities(linked, links(true))),
-
-		r(http.MethodGet, "/api/v4/{entity}/notes", onlyEntities(linked, (*call).listNotes)),
-		r(http.MethodPost, "/api/v4/{entity}/notes", onlyEntities(linked, notesOf(false))),
-		r(http.MethodPatch, "/api/v4/{entity}/notes", onlyEntities(linked, notesOf(true))),
-		r(http.MethodGet, "/api/v4/{entity}/notes/{id}", onlyEntities(linked, (*call).getNote)),
-		r(http.MethodPatch, "/api/v4/{entity}/notes/{id}", onlyEntities(linked, notesOf(true))),
-		r(http.MethodGet, "/api/v4/{entity}/{entity_id}/notes", onlyEntities(linked, (*call).listNotes)),
-		r(http.MethodPost, "/api/v4/{entity}/{entity_id}/notes", onlyEntities(linked, notesOf(false))),
-		r(http.MethodGet, "/api/v4/{entity}/{entity_id}/notes/{id}", onlyEntities(linked, (*call).getNote)),
-		r(http.MethodPatch, "/api/v4/{entity}/{entity_id}/notes/{id}", onlyEntities(linked, notesOf(true))),
-
-		r(http.MethodGet, "/api/v4/{entity}/tags", onlyEntities(crm, (*call).listTags)),
-		r(http.MethodPost, "/api/v4/{entity}/tags", onlyEntities(crm, (*call).createTags)),
-
-		r(http.MethodGet, "/api/v4/webhooks", (*call).listWebhooks),
-		r(http.MethodPost, "/api/v4/webhooks", (*call).subscribeWebhook),
-		r(http.MethodDelete, "/api/v4/webhooks", (*call).unsubscribeWebhook),
-	}
-}
 
 // Stats are the counters a test can read.
 type Stats struct {
@@ -217,7 +128,8 @@ func (s *Sandbox) integrity(acc *account) AccountIntegrity {
 }
 
 // SetFaults replaces the fault-injection settings; the zero Faults turns
-// injection off.
+// injection off. The control API refuses rates outside 0…1 and a latency
+// over MaxFaultLatency; this Go helper takes f as it is.
 func (s *Sandbox) SetFaults(f Faults) {
 	if f == (Faults{}) {
 		s.faults.mu.Lock()
@@ -262,7 +174,11 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 		reply(status, map[string]any{"error": err.Error()})
 	}
 	decode := func(v any) bool {
-		body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+		body, err := readLimited(r.Body, maxControlBody)
+		if err != nil {
+			reply(http.StatusBadRequest, map[string]any{"error": "cannot read the body: " + err.Error()})
+			return false
+		}
 		if len(strings.TrimSpace(string(body))) == 0 {
 			return true
 		}
@@ -383,6 +299,10 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 		if !decode(&f) {
 			return
 		}
+		if err := f.validate(); err != nil {
+			fail(err)
+			return
+		}
 		s.SetFaults(f)
 		reply(http.StatusOK, f)
 	case "POST clock":
@@ -394,6 +314,10 @@ func (s *Sandbox) serveControl(w http.ResponseWriter, r *http.Request) {
 			Seconds float64 `json:"seconds"`
 		}
 		if !decode(&in) {
+			return
+		}
+		if in.Seconds < 0 || in.Seconds > MaxClockAdvance.Seconds() {
+			reply(http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("seconds must be between 0 and %.0f, got %v", MaxClockAdvance.Seconds(), in.Seconds)})
 			return
 		}
 		if err := s.AdvanceClock(r.Context(), time.Duration(in.Seconds*float64(time.Second))); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -52,7 +53,11 @@ func oauthProblem(c *call, hint string) {
 // accessToken serves POST /oauth2/access_token for both grants, JSON or
 // form-encoded.
 func (s *Sandbox) accessToken(c *call) {
-	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody))
+	body, err := readLimited(c.r.Body, maxOAuthBody)
+	if errors.Is(err, errBodyTooLarge) {
+		oauthProblem(c, "Request body too large")
+		return
+	}
 	if err != nil {
 		oauthProblem(c, "Cannot read the request")
 		return

@@ -5,7 +5,7 @@
 // with the documented retry schedule, plus a control API under /_sandbox/ and
 // a small HTML view. All calls, including /oauth2/access_token, may go to one
 // host: a Bearer token, an authorization code or a refresh token identifies
-// its account; a Host header {sub}.amocrm.ru or {sub}.kommo.com does too.
+// its account; a Host header {sub}.{domain}, for any of amocrm.Domains, does too.
 package sandbox
 
 import (
@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/svyazka/svyazka/amocrm"
 )
 
 // Errors returned by the Go helpers.
@@ -83,7 +85,8 @@ type Config struct {
 	Clock  Clock
 	Logger *slog.Logger
 	// RateLimitPerSecond is the token-bucket rate and burst per integration
-	// and account; 0 means 7, a negative value disables the limit.
+	// and account; 0 means amocrm.MaxRatePerSecond, a negative value
+	// disables the limit.
 	RateLimitPerSecond int
 	// BlockAfterViolations: the rate-limit violation that makes more than
 	// this many 429s within a minute imposes a sticky 403 block (lifted only
@@ -143,7 +146,7 @@ func New(cfg Config) (*Sandbox, error) {
 		cfg.HTTPClient = &http.Client{}
 	}
 	if cfg.RateLimitPerSecond == 0 {
-		cfg.RateLimitPerSecond = 7
+		cfg.RateLimitPerSecond = amocrm.MaxRatePerSecond
 	}
 	if cfg.BlockAfterViolations == 0 {
 		cfg.BlockAfterViolations = 20

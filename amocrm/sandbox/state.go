@@ -134,11 +134,11 @@ type valueItem struct {
 	EnumCode string `json:"enum_code,omitempty"`
 }
 
-type contact struct {
+// record is what contacts and leads share. Embedded, its fields keep their
+// JSON names in the snapshot.
+type record struct {
 	ID                int64        `json:"id"`
 	Name              string       `json:"name"`
-	FirstName         string       `json:"first_name"`
-	LastName          string       `json:"last_name"`
 	ResponsibleUserID int64        `json:"responsible_user_id"`
 	CreatedBy         int64        `json:"created_by"`
 	UpdatedBy         int64        `json:"updated_by"`
@@ -148,23 +148,21 @@ type contact struct {
 	Tags              []int64      `json:"tags"`
 }
 
+type contact struct {
+	record
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+}
+
 type lead struct {
-	ID                int64        `json:"id"`
-	Name              string       `json:"name"`
-	Price             int64        `json:"price"`
-	ResponsibleUserID int64        `json:"responsible_user_id"`
-	StatusID          int64        `json:"status_id"`
-	PipelineID        int64        `json:"pipeline_id"`
-	LossReasonID      int64        `json:"loss_reason_id"`
-	CreatedBy         int64        `json:"created_by"`
-	UpdatedBy         int64        `json:"updated_by"`
-	CreatedAt         int64        `json:"created_at"`
-	UpdatedAt         int64        `json:"updated_at"`
-	ClosedAt          int64        `json:"closed_at"`
-	Fields            []fieldValue `json:"custom_fields_values"`
-	Tags              []int64      `json:"tags"`
-	Contacts          []leadLink   `json:"contacts"`
-	Companies         []int64      `json:"companies"`
+	record
+	Price        int64      `json:"price"`
+	StatusID     int64      `json:"status_id"`
+	PipelineID   int64      `json:"pipeline_id"`
+	LossReasonID int64      `json:"loss_reason_id"`
+	ClosedAt     int64      `json:"closed_at"`
+	Contacts     []leadLink `json:"contacts"`
+	Companies    []int64    `json:"companies"`
 }
 
 type leadLink struct {

@@ -20,6 +20,7 @@ const (
 	Unauthorized    Code = "unauthorized"
 	Forbidden       Code = "forbidden"
 	PaymentRequired Code = "payment_required"
+	TooLarge        Code = "too_large"
 	RateLimited     Code = "rate_limited"
 	Unavailable     Code = "unavailable"
 	Internal        Code = "internal"

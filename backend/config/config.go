@@ -17,7 +17,9 @@ import (
 )
 
 // devEncryptionKey is used only when APP_ENV=development and ENCRYPTION_KEY is
-// unset, so `make run` works out of the box. Production refuses to start without a key.
+// unset, so `make run` works out of the box. APP_ENV defaults to production,
+// which refuses to start without a key of its own; only `svyazka run` (the
+// laptop demo) and tests choose development.
 const devEncryptionKey = "c3Z5YXprYS1kZXZlbG9wbWVudC1rZXktMzItYnl0ZXM="
 
 // defaultClientSecret pairs with the local amoCRM sandbox only.
@@ -27,7 +29,7 @@ const defaultClientSecret = "svyazka-local-client-secret"
 // variable, def its default, secret ("true" or "url") how it is masked when
 // printed, desc the one-line description shown in the README table.
 type Config struct {
-	Env      string `env:"APP_ENV" def:"development" desc:"development or production; production requires real secrets"`
+	Env      string `env:"APP_ENV" def:"production" desc:"production (real secrets required) or development (a public demo key; 'svyazka run' defaults to it)"`
 	LogLevel string `env:"LOG_LEVEL" def:"info" desc:"debug, info, warn or error"`
 
 	DatabaseURL         string   `env:"DATABASE_URL" def:"postgres://postgres@127.0.0.1:5432/svyazka?sslmode=disable" secret:"url" desc:"PostgreSQL connection URL"`
@@ -38,6 +40,8 @@ type Config struct {
 	RedisSentinelPass   string   `env:"REDIS_SENTINEL_PASSWORD" secret:"true" desc:"Sentinel password"`
 
 	HTTPAddr        string        `env:"HTTP_ADDR" def:"127.0.0.1:8080" desc:"address the API listens on"`
+	TrustedProxies  []string      `env:"HTTP_TRUSTED_PROXIES" desc:"comma-separated CIDRs of load balancers whose X-Forwarded-For is believed (none: the TCP peer is the client)"`
+	QueueUIAddr     string        `env:"QUEUE_UI_ADDR" desc:"loopback host:port for the asynq queue UI (off when empty; it can delete tasks and has no login)"`
 	PublicURL       string        `env:"PUBLIC_URL" desc:"external base URL of the API (default http://HTTP_ADDR)"`
 	MaxBodyBytes    int64         `env:"HTTP_MAX_BODY_BYTES" def:"10485760" desc:"largest accepted request body"`
 	RequestTimeout  time.Duration `env:"HTTP_REQUEST_TIMEOUT" def:"30s" desc:"per-request handler timeout"`
@@ -56,8 +60,11 @@ type Config struct {
 	StripeWebhookSecret string `env:"STRIPE_WEBHOOK_SECRET" secret:"true" desc:"Stripe webhook signing secret (whsec_...)"`
 	StripeAPIURL        string `env:"STRIPE_API_URL" desc:"overrides the Stripe API base URL (stripe-mock in tests)"`
 
-	TrialDays         int `env:"TRIAL_DAYS" def:"14" desc:"length of the free trial after install"`
-	WorkerConcurrency int `env:"WORKER_CONCURRENCY" def:"10" desc:"tasks one worker process runs at once"`
+	TrialDays         int           `env:"TRIAL_DAYS" def:"14" desc:"length of the free trial after install"`
+	WorkerConcurrency int           `env:"WORKER_CONCURRENCY" def:"10" desc:"tasks one worker process runs at once"`
+	RelayInterval     time.Duration `env:"OUTBOX_RELAY_INTERVAL" def:"10s" desc:"safety-net poll of the outbox (commits wake the relay at once)"`
+	DefaultTimeZone   string        `env:"DEFAULT_TIME_ZONE" def:"Europe/Moscow" desc:"IANA zone of a new account and clinic database"`
+	MaxDatabases      int           `env:"MAX_DATABASES_PER_ACCOUNT" def:"20" desc:"clinic databases one account may connect"`
 
 	SandboxAddr string `env:"SANDBOX_ADDR" def:"127.0.0.1:8090" desc:"where 'svyazka run' starts the amoCRM sandbox"`
 }
@@ -225,6 +232,24 @@ func (c Config) Validate() error {
 	if c.WorkerConcurrency < 1 {
 		return bad("WORKER_CONCURRENCY", "must be at least 1")
 	}
+	if c.RelayInterval < time.Second {
+		return bad("OUTBOX_RELAY_INTERVAL", "must be at least 1s")
+	}
+	if _, err := time.LoadLocation(c.DefaultTimeZone); err != nil || c.DefaultTimeZone == "" || c.DefaultTimeZone == "Local" {
+		return bad("DEFAULT_TIME_ZONE", "%q is not an IANA time zone such as Europe/Moscow", c.DefaultTimeZone)
+	}
+	if c.MaxDatabases < 1 || c.MaxDatabases > 1000 {
+		return bad("MAX_DATABASES_PER_ACCOUNT", "must be between 1 and 1000, got %d", c.MaxDatabases)
+	}
+	if _, err := c.TrustedProxyNets(); err != nil {
+		return bad("HTTP_TRUSTED_PROXIES", "%v", err)
+	}
+	if c.QueueUIAddr != "" {
+		host, _, err := net.SplitHostPort(c.QueueUIAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return bad("QUEUE_UI_ADDR", "must be a loopback address such as 127.0.0.1:8081 (the queue UI has no login), got %q", c.QueueUIAddr)
+		}
+	}
 	return nil
 }
 
@@ -245,6 +270,26 @@ func checkURL(raw string, schemes ...string) error {
 		}
 	}
 	return fmt.Errorf("must start with %s://, got %q", schemes[0], Mask(raw, "url"))
+}
+
+// TrustedProxyNets parses HTTP_TRUSTED_PROXIES (a bare IP is a /32 or /128).
+func (c Config) TrustedProxyNets() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, raw := range c.TrustedProxies {
+		if !strings.Contains(raw, "/") {
+			if ip := net.ParseIP(raw); ip != nil && ip.To4() != nil {
+				raw += "/32"
+			} else {
+				raw += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", raw)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // EncryptionKeyBytes returns the decoded ENCRYPTION_KEY (validated by Load).
@@ -274,6 +319,18 @@ func (c Config) Settings() []Setting {
 	return out
 }
 
+// secretParam reports whether a URL query parameter carries a secret
+// (password=, sslpassword=, token=, …).
+func secretParam(key string) bool {
+	k := strings.ToLower(key)
+	for _, word := range []string{"pass", "secret", "token", "key", "auth", "credential"} {
+		if strings.Contains(k, word) {
+			return true
+		}
+	}
+	return false
+}
+
 func format(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case []string:
@@ -298,6 +355,15 @@ func Mask(value, kind string) string {
 		}
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		if u.RawQuery != "" {
+			q := u.Query()
+			for key := range q {
+				if secretParam(key) {
+					q.Set(key, "xxxxx")
+				}
+			}
+			u.RawQuery = q.Encode()
 		}
 		return u.String()
 	}

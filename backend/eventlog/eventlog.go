@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/svyazka/svyazka/backend/apperr"
 )
@@ -109,7 +110,8 @@ type Filter struct {
 	Types      []Type
 	Severities []Severity
 	DatabaseID *int64
-	// Text matches the message and details, case-insensitively.
+	// Text matches what the user sees of an event, its message, as a
+	// case-insensitive substring; the hidden details are never searched.
 	Text    string
 	From    *time.Time // inclusive
 	To      *time.Time // exclusive
@@ -118,19 +120,36 @@ type Filter struct {
 	PerPage int
 }
 
-// MaxPerPage bounds a page; the CSV export pages through everything.
+// MaxPerPage bounds a page of the list; the CSV export ignores paging.
 const MaxPerPage = 200
+
+// MaxTextRunes bounds the text search, in characters.
+const MaxTextRunes = 200
+
+// filterParams are the query parameters ParseFilter reads.
+var filterParams = []string{"type", "severity", "database_id", "q", "from", "to", "sort", "page", "per_page"}
 
 // DefaultPerPage is the page size when none is asked.
 const DefaultPerPage = 50
 
 // ParseFilter builds a filter from query parameters (type, severity,
 // database_id, q, from, to as YYYY-MM-DD in loc or RFC 3339, sort=asc|desc,
-// page, per_page). Bad values give an apperr.Invalid naming the parameter.
+// page, per_page). Bad values, including a NUL byte or invalid UTF-8 in any
+// of them and a text longer than MaxTextRunes, give an apperr.Invalid whose
+// message names the parameter.
 func ParseFilter(accountID int64, get func(string) []string, loc *time.Location) (Filter, error) {
 	f := Filter{AccountID: accountID, Page: 1, PerPage: DefaultPerPage}
 	bad := func(param, format string, args ...any) error {
 		return apperr.New(apperr.Invalid, "Параметр %s: %s", param, fmt.Sprintf(format, args...))
+	}
+	// PostgreSQL rejects such text outright; checked first so no parser below
+	// quotes it back and no query ever carries it.
+	for _, param := range filterParams {
+		for _, v := range get(param) {
+			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+				return Filter{}, bad(param, "недопустимые символы (нулевой байт или не UTF-8)")
+			}
+		}
 	}
 	for _, raw := range splitAll(get("type")) {
 		t := Type(raw)
@@ -154,8 +173,8 @@ func ParseFilter(accountID int64, get func(string) []string, loc *time.Location)
 		f.DatabaseID = &id
 	}
 	f.Text = strings.TrimSpace(first(get("q")))
-	if len([]rune(f.Text)) > 200 {
-		return Filter{}, bad("q", "не длиннее 200 символов")
+	if utf8.RuneCountInString(f.Text) > MaxTextRunes {
+		return Filter{}, bad("q", "не длиннее %d символов", MaxTextRunes)
 	}
 	var err error
 	if f.From, err = parseTime(first(get("from")), loc, false); err != nil {
@@ -235,51 +254,90 @@ func parsePositive(raw string, def, max int) (int, error) {
 	return n, nil
 }
 
-// WriteCSV writes events as CSV for Excel: a UTF-8 byte-order mark, a header
-// row, semicolon separators, dates in loc. next returns the following batch
-// and an empty one at the end, so large logs stream without being held whole.
-func WriteCSV(w io.Writer, loc *time.Location, databaseNames map[int64]string, next func() ([]Event, error)) error {
+// Final lines of an export. Every file ends with exactly one of them, so a
+// user (and the settings page) can tell a complete file from a cut one.
+const (
+	CSVCompleteLine  = "Выгрузка завершена, файл полный. Событий: %d."
+	CSVTruncatedLine = "ВНИМАНИЕ: файл неполный — достигнут предел одной выгрузки (%d событий). Сузьте период или фильтры и выгрузите остальное отдельно."
+	CSVFailedLine    = "ОШИБКА: выгрузка прервана, файл неполный. Повторите выгрузку."
+)
+
+// CSVWriter writes an export for Excel: a UTF-8 byte-order mark, a header
+// row, semicolon separators, dates in the account's zone, cells defused
+// against formula injection, and one final line (Complete, Truncated or
+// Failed). Rows are buffered; Flush pushes them to the underlying writer.
+type CSVWriter struct {
+	csv   *csv.Writer
+	loc   *time.Location
+	names map[int64]string
+	rows  int
+}
+
+// NewCSVWriter writes the BOM and the header row to w. It returns w's error.
+func NewCSVWriter(w io.Writer, loc *time.Location, databaseNames map[int64]string) (*CSVWriter, error) {
 	if _, err := io.WriteString(w, "\ufeff"); err != nil {
-		return err
+		return nil, err
 	}
-	cw := csv.NewWriter(w)
-	cw.Comma = ';'
-	if err := cw.Write([]string{"Дата", "Тип", "Важность", "База", "Сообщение"}); err != nil {
-		return err
+	cw := &CSVWriter{csv: csv.NewWriter(w), loc: loc, names: databaseNames}
+	cw.csv.Comma = ';'
+	if err := cw.csv.Write([]string{"Дата", "Тип", "Важность", "База", "Сообщение"}); err != nil {
+		return nil, err
 	}
-	for {
-		batch, err := next()
-		if err != nil {
+	return cw, nil
+}
+
+// Write appends one row per event.
+func (cw *CSVWriter) Write(events []Event) error {
+	for _, e := range events {
+		db := ""
+		if e.DatabaseID != nil {
+			db = cw.names[*e.DatabaseID]
+			if db == "" {
+				db = "#" + strconv.FormatInt(*e.DatabaseID, 10)
+			}
+		}
+		if err := cw.csv.Write([]string{
+			e.CreatedAt.In(cw.loc).Format("02.01.2006 15:04:05"),
+			e.Type.Label(),
+			SeverityLabels[e.Severity],
+			csvSafe(db),
+			csvSafe(e.Message),
+		}); err != nil {
 			return err
 		}
-		if len(batch) == 0 {
-			break
-		}
-		for _, e := range batch {
-			db := ""
-			if e.DatabaseID != nil {
-				db = databaseNames[*e.DatabaseID]
-				if db == "" {
-					db = "#" + strconv.FormatInt(*e.DatabaseID, 10)
-				}
-			}
-			if err := cw.Write([]string{
-				e.CreatedAt.In(loc).Format("02.01.2006 15:04:05"),
-				e.Type.Label(),
-				SeverityLabels[e.Severity],
-				db,
-				csvSafe(e.Message),
-			}); err != nil {
-				return err
-			}
-		}
+		cw.rows++
 	}
-	cw.Flush()
-	return cw.Error()
+	return nil
+}
+
+// Rows is the number of event rows written so far.
+func (cw *CSVWriter) Rows() int { return cw.rows }
+
+// Flush writes buffered rows to the underlying writer and returns its error.
+func (cw *CSVWriter) Flush() error {
+	cw.csv.Flush()
+	return cw.csv.Error()
+}
+
+// Complete ends a full export with CSVCompleteLine and flushes.
+func (cw *CSVWriter) Complete() error { return cw.final(fmt.Sprintf(CSVCompleteLine, cw.rows)) }
+
+// Truncated ends an export cut at its row limit with CSVTruncatedLine and flushes.
+func (cw *CSVWriter) Truncated() error { return cw.final(fmt.Sprintf(CSVTruncatedLine, cw.rows)) }
+
+// Failed ends an interrupted export with CSVFailedLine and flushes.
+func (cw *CSVWriter) Failed() error { return cw.final(CSVFailedLine) }
+
+func (cw *CSVWriter) final(line string) error {
+	if err := cw.csv.Write([]string{line}); err != nil {
+		return err
+	}
+	return cw.Flush()
 }
 
 // csvSafe defuses spreadsheet formula injection: a cell starting with = + - @
-// would be evaluated by Excel, and messages may quote source data.
+// would be evaluated by Excel, and messages and database names may quote
+// source data.
 func csvSafe(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s

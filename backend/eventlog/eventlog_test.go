@@ -42,6 +42,10 @@ func TestParseFilter(t *testing.T) {
 	require.Equal(t, 2, f.Page)
 	require.Equal(t, 10, f.PerPage)
 
+	f, err = eventlog.ParseFilter(7, params("q", strings.Repeat("я", eventlog.MaxTextRunes)), msk)
+	require.NoError(t, err, "the bound counts characters, not bytes")
+	require.Len(t, []rune(f.Text), eventlog.MaxTextRunes)
+
 	for name, tc := range map[string]struct {
 		params func(string) []string
 		param  string
@@ -55,6 +59,18 @@ func TestParseFilter(t *testing.T) {
 		"PageZero":        {params("page", "0"), "page"},
 		"PerPageTooBig":   {params("per_page", "10000"), "per_page"},
 		"LongText":        {params("q", strings.Repeat("я", 201)), "q"},
+		"NULInText":       {params("q", "Иван\x00ов"), "q"},
+		"BadUTF8InText":   {params("q", "Иван\xffов"), "q"},
+		"NULInType":       {params("type", "install\x00"), "type"},
+		"BadUTF8InType":   {params("type", "\xc3\x28"), "type"},
+		"NULInSeverity":   {params("severity", "\x00"), "severity"},
+		"BadUTF8Severity": {params("severity", "err\xfe"), "severity"},
+		"NULInDatabase":   {params("database_id", "3\x00"), "database_id"},
+		"BadUTF8Database": {params("database_id", "\xff"), "database_id"},
+		"NULInFrom":       {params("from", "2026-11-01\x00"), "from"},
+		"BadUTF8InTo":     {params("to", "2026-11-01\xff"), "to"},
+		"NULInSort":       {params("sort", "asc\x00"), "sort"},
+		"BadUTF8InPage":   {params("page", "\xff1"), "page"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := eventlog.ParseFilter(7, tc.params, msk)
@@ -64,31 +80,51 @@ func TestParseFilter(t *testing.T) {
 	}
 }
 
-func TestWriteCSV(t *testing.T) {
+func readCSV(t *testing.T, out string) [][]string {
+	t.Helper()
+	require.True(t, strings.HasPrefix(out, "\ufeff"), "Excel needs the BOM to read UTF-8")
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "\ufeff")))
+	r.Comma = ';'
+	r.FieldsPerRecord = -1 // the final line is one cell
+	rows, err := r.ReadAll()
+	require.NoError(t, err)
+	return rows
+}
+
+func TestCSVWriter(t *testing.T) {
 	t.Parallel()
 	db := int64(4)
 	batches := [][]eventlog.Event{
 		{{Type: eventlog.TypeInstall, Severity: eventlog.Info, Message: "Виджет установлен; всё хорошо", CreatedAt: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}},
 		{{Type: eventlog.TypeSyncError, Severity: eventlog.Error, DatabaseID: &db, Message: "=HYPERLINK(\"http://evil\")", CreatedAt: time.Date(2026, 11, 2, 21, 30, 0, 0, time.UTC)}},
+		{{Type: eventlog.TypeSyncError, Severity: eventlog.Error, DatabaseID: new(int64(5)), Message: "ok", CreatedAt: time.Date(2026, 11, 2, 21, 30, 0, 0, time.UTC)}},
 	}
-	var buf bytes.Buffer
-	i := 0
-	err := eventlog.WriteCSV(&buf, msk, map[int64]string{4: "Филиал на Ленина"}, func() ([]eventlog.Event, error) {
-		if i == len(batches) {
-			return nil, nil
-		}
-		i++
-		return batches[i-1], nil
-	})
-	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(buf.String(), "\ufeff"), "Excel needs the BOM to read UTF-8")
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(buf.String(), "\ufeff")))
-	r.Comma = ';'
-	rows, err := r.ReadAll()
-	require.NoError(t, err)
-	require.Equal(t, [][]string{
-		{"Дата", "Тип", "Важность", "База", "Сообщение"},
+	header := []string{"Дата", "Тип", "Важность", "База", "Сообщение"}
+	rows := [][]string{
 		{"01.11.2026 12:00:00", "Установка виджета", "Информация", "", "Виджет установлен; всё хорошо"},
 		{"03.11.2026 00:30:00", "Ошибка передачи данных", "Ошибка", "Филиал на Ленина", "'=HYPERLINK(\"http://evil\")"},
-	}, rows)
+		{"03.11.2026 00:30:00", "Ошибка передачи данных", "Ошибка", "'+7 (филиал)", "ok"},
+	}
+	for name, tc := range map[string]struct {
+		end  func(*eventlog.CSVWriter) error
+		last string
+	}{
+		"Complete":  {(*eventlog.CSVWriter).Complete, "Выгрузка завершена, файл полный. Событий: 3."},
+		"Truncated": {(*eventlog.CSVWriter).Truncated, "ВНИМАНИЕ: файл неполный — достигнут предел одной выгрузки (3 событий). Сузьте период или фильтры и выгрузите остальное отдельно."},
+		"Failed":    {(*eventlog.CSVWriter).Failed, eventlog.CSVFailedLine},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := eventlog.NewCSVWriter(&buf, msk, map[int64]string{4: "Филиал на Ленина", 5: "+7 (филиал)"})
+			require.NoError(t, err)
+			for _, b := range batches {
+				require.NoError(t, w.Write(b))
+			}
+			require.Equal(t, 3, w.Rows())
+			require.NoError(t, tc.end(w))
+			want := append([][]string{header}, rows...)
+			want = append(want, []string{tc.last})
+			require.Equal(t, want, readCSV(t, buf.String()))
+		})
+	}
 }

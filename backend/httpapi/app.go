@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/svyazka/svyazka/backend/accountstate"
 	"github.com/svyazka/svyazka/backend/apperr"
 	"github.com/svyazka/svyazka/backend/conntoken"
 	"github.com/svyazka/svyazka/backend/eventlog"
@@ -28,18 +27,22 @@ type AppStore interface {
 	SaveInstallForm(ctx context.Context, accountID int64, name, phone string, userID int64, now time.Time) error
 	Subscription(ctx context.Context, accountID int64) (billing.Subscription, error)
 	ListDatabases(ctx context.Context, accountID int64) ([]store.ClinicDatabase, error)
-	IssueConnectorToken(ctx context.Context, accountID, databaseID int64, tokenHash []byte, userID int64, now time.Time) (store.ClinicDatabase, error)
+	IssueConnectorToken(ctx context.Context, req store.TokenRequest) (store.ClinicDatabase, error)
 	ListEvents(ctx context.Context, f eventlog.Filter) ([]eventlog.Event, int64, error)
+	// ExportEvents streams the events matching f from one snapshot, in
+	// pages, up to limit rows; more reports that rows beyond it matched.
+	ExportEvents(ctx context.Context, f eventlog.Filter, limit int, fn func([]eventlog.Event) error) (more bool, err error)
 	SettingsState(ctx context.Context, accountID int64) (store.SettingsState, error)
 }
 
 type appRoutes struct {
-	cfg WidgetConfig
-	log *slog.Logger
+	cfg     WidgetConfig
+	log     *slog.Logger
+	exports *exportGate
 }
 
 func registerApp(g *echo.Group, cfg WidgetConfig, log *slog.Logger) {
-	a := &appRoutes{cfg: cfg, log: log}
+	a := &appRoutes{cfg: cfg, log: log, exports: newExportGate(exportsPerAccount, exportsGlobal)}
 	g.GET("/state", a.state)
 	g.POST("/install-form", a.installForm)
 	g.POST("/databases/token", a.issueToken)
@@ -56,7 +59,21 @@ func (a *appRoutes) account(c echo.Context) (store.Account, error) {
 	if acc.Status != store.AccountActive {
 		return store.Account{}, apperr.New(apperr.Unauthorized, "Виджет отключён в amoCRM. Установите его заново.")
 	}
+	if acc.InstallSeq != sessionOf(c).InstallSeq {
+		// Issued before a reinstall: whoever held it then holds nothing now.
+		return store.Account{}, apperr.New(apperr.Unauthorized, "Виджет был установлен заново. Откройте его настройки ещё раз.")
+	}
 	return acc, nil
+}
+
+// requireAdmin refuses users who are not admins of the amoCRM account: they
+// may look, but not add databases or rotate tokens (a rotation disconnects
+// the live connector).
+func requireAdmin(c echo.Context) error {
+	if !sessionOf(c).IsAdmin {
+		return apperr.New(apperr.Forbidden, "Это действие доступно только администратору аккаунта amoCRM.")
+	}
+	return nil
 }
 
 type accountJSON struct {
@@ -81,9 +98,13 @@ type subscriptionJSON struct {
 }
 
 type statusJSON struct {
-	State string `json:"state"` // connected, disconnected, unknown
-	Label string `json:"label"`
-	Hint  string `json:"hint,omitempty"`
+	State accountstate.LinkStatus `json:"state"`
+	Label string                  `json:"label"`
+	Hint  string                  `json:"hint,omitempty"`
+}
+
+func statusOf(s accountstate.Status) statusJSON {
+	return statusJSON{State: s.State, Label: s.Label, Hint: s.Hint}
 }
 
 type databaseJSON struct {
@@ -97,20 +118,23 @@ type databaseJSON struct {
 }
 
 type stateJSON struct {
-	Account      accountJSON         `json:"account"`
-	Subscription subscriptionJSON    `json:"subscription"`
-	Databases    []databaseJSON      `json:"databases"`
-	Setup        store.SettingsState `json:"setup"`
-	Start        startJSON           `json:"start"`
-	Problems     map[string]string   `json:"problems"`
-	User         userJSON            `json:"user"`
-	EventTypes   []labelJSON         `json:"event_types"`
-	Severities   []labelJSON         `json:"severities"`
+	Account      accountJSON                 `json:"account"`
+	Subscription subscriptionJSON            `json:"subscription"`
+	Databases    []databaseJSON              `json:"databases"`
+	Setup        store.SettingsState         `json:"setup"`
+	Start        startJSON                   `json:"start"`
+	Problems     map[accountstate.Tab]string `json:"problems"`
+	User         userJSON                    `json:"user"`
+	EventTypes   []labelJSON                 `json:"event_types"`
+	Severities   []labelJSON                 `json:"severities"`
+	Limits       limitsJSON                  `json:"limits"`
 }
 
 type startJSON struct {
 	Enabled bool     `json:"enabled"`
 	Missing []string `json:"missing"`
+	// Reasons are the machine codes of Missing, in the same order.
+	Reasons []accountstate.Reason `json:"reasons"`
 }
 
 type userJSON struct {
@@ -118,54 +142,24 @@ type userJSON struct {
 	IsAdmin bool  `json:"is_admin"`
 }
 
+type limitsJSON struct {
+	MaxDatabases int `json:"max_databases"`
+}
+
 type labelJSON struct {
 	Value string `json:"value"`
 	Label string `json:"label"`
 }
 
-const troubleshootingHint = "Проверьте, что коннектор запущен на сервере IDENT, порт и пароль базы указаны верно, а подписка активна."
-
-func connectorStatus(d store.ClinicDatabase) statusJSON {
-	switch d.ConnectorStatus {
-	case "connected":
-		return statusJSON{State: "connected", Label: "Подключение выполнено"}
-	case "disconnected":
-		return statusJSON{State: "disconnected", Label: "Подключение не выполнено",
-			Hint: "Коннектор не на связи. Убедитесь, что он запущен на сервере с IDENT и в нём указан действующий токен."}
-	}
-	return statusJSON{State: "unknown", Label: "Подключение не выполнено",
-		Hint: "Установите коннектор на сервер с IDENT, вставьте в него токен и нажмите «Подключить»."}
+// databaseFacts converts a stored database for the state rules.
+func databaseFacts(d store.ClinicDatabase) accountstate.Database {
+	return accountstate.Database{Name: d.Name, Connector: accountstate.ParseLinkStatus(d.ConnectorStatus),
+		Database: accountstate.ParseLinkStatus(d.DBStatus), Detail: d.DBStatusDetail}
 }
 
-func databaseStatus(d store.ClinicDatabase) statusJSON {
-	switch d.DBStatus {
-	case "connected":
-		return statusJSON{State: "connected", Label: "Подключение выполнено"}
-	case "disconnected":
-		hint := troubleshootingHint
-		if d.DBStatusDetail != "" {
-			hint = d.DBStatusDetail + ". " + hint
-		}
-		return statusJSON{State: "disconnected", Label: "Подключение не выполнено", Hint: hint}
-	}
-	return statusJSON{State: "unknown", Label: "Подключение не выполнено",
-		Hint: "Статус появится, когда коннектор подключится и проверит базу IDENT."}
-}
-
-func subscriptionHint(st billing.Status, sub billing.Subscription, loc *time.Location) string {
-	switch st {
-	case billing.StatusTrial:
-		return fmt.Sprintf("Пробный период действует до %s. Чтобы синхронизация не прервалась, оплатите подписку до этой даты.", sub.TrialEndsAt.In(loc).Format("02.01.2006"))
-	case billing.StatusActive:
-		return fmt.Sprintf("Подписка оплачена до %s.", sub.PaidUntil.In(loc).Format("02.01.2006"))
-	case billing.StatusExpiring:
-		return fmt.Sprintf("Подписка заканчивается %s. Продлите её, чтобы синхронизация не остановилась.", sub.PaidUntil.In(loc).Format("02.01.2006"))
-	case billing.StatusExpired:
-		return "Срок действия истёк: синхронизация приостановлена, данные сохраняются. Оплатите подписку, чтобы продолжить."
-	case billing.StatusSuspended:
-		return "Подписка приостановлена: активных пользователей amoCRM больше, чем оплачено мест, или подключены новые базы. Доплатите места, чтобы продолжить."
-	}
-	return ""
+func databaseOf(d store.ClinicDatabase, v accountstate.DatabaseView) databaseJSON {
+	return databaseJSON{ID: d.ID, Name: d.Name, Source: d.Source, TokenIssuedAt: d.TokenIssuedAt,
+		Connector: statusOf(v.Connector), Database: statusOf(v.Database), CheckedAt: d.StatusCheckedAt}
 }
 
 func (a *appRoutes) state(c echo.Context) error {
@@ -187,55 +181,36 @@ func (a *appRoutes) state(c echo.Context) error {
 		return err
 	}
 	now := a.cfg.Now()
-	loc := acc.Location()
-	effective := sub.Effective(now)
+	since := now.Add(-24 * time.Hour)
+	_, recentErrors, err := a.cfg.App.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Severities: []eventlog.Severity{eventlog.Error}, From: &since, PerPage: 1})
+	if err != nil {
+		return err
+	}
+	facts := accountstate.Facts{InstallFormDone: acc.InstallFormDone(), Subscription: sub,
+		Setup: accountstate.SetupState(setup.State), SetupDetail: setup.Detail, RecentErrors: recentErrors,
+		Now: now, Location: acc.Location()}
+	for _, d := range dbs {
+		facts.Databases = append(facts.Databases, databaseFacts(d))
+	}
+	ov := accountstate.Evaluate(facts)
 	out := stateJSON{
 		Account: accountJSON{Subdomain: acc.Subdomain, Name: acc.Name, InstallFormDone: acc.InstallFormDone(),
 			ContactName: acc.ContactName, ContactPhone: acc.ContactPhone, ConsentAt: acc.ConsentAt, InstalledAt: acc.InstalledAt, Timezone: acc.Timezone},
-		Subscription: subscriptionJSON{Status: effective, Label: effective.Label(), TrialEndsAt: sub.TrialEndsAt, PaidUntil: sub.PaidUntil,
-			PaidSeats: sub.PaidSeats, AllowsWork: sub.AllowsWork(now), Hint: subscriptionHint(effective, sub, loc)},
+		Subscription: subscriptionJSON{Status: ov.Subscription, Label: ov.Subscription.Label(), TrialEndsAt: sub.TrialEndsAt, PaidUntil: sub.PaidUntil,
+			PaidSeats: sub.PaidSeats, AllowsWork: ov.AllowsWork, Hint: ov.SubscriptionHint},
 		Databases: make([]databaseJSON, 0, len(dbs)),
 		Setup:     setup,
-		Problems:  map[string]string{},
+		Problems:  ov.Problems,
+		Start:     startJSON{Enabled: ov.Start.Allowed, Missing: []string{}, Reasons: ov.Start.Missing},
 		User:      userJSON{ID: sessionOf(c).UserID, IsAdmin: sessionOf(c).IsAdmin},
+		Limits:    limitsJSON{MaxDatabases: a.cfg.MaxDatabases},
 	}
-	connected := 0
-	for _, d := range dbs {
-		dj := databaseJSON{ID: d.ID, Name: d.Name, Source: d.Source, TokenIssuedAt: d.TokenIssuedAt,
-			Connector: connectorStatus(d), Database: databaseStatus(d), CheckedAt: d.StatusCheckedAt}
-		if dj.Connector.State == "connected" && dj.Database.State == "connected" {
-			connected++
-		} else if _, seen := out.Problems["integration"]; !seen {
-			out.Problems["integration"] = fmt.Sprintf("«%s»: нет связи с %s. %s", d.Name, map[bool]string{true: "базой IDENT", false: "коннектором"}[dj.Connector.State == "connected"], troubleshootingHint)
-		}
-		out.Databases = append(out.Databases, dj)
+	for i, d := range dbs {
+		out.Databases = append(out.Databases, databaseOf(d, ov.Databases[i]))
 	}
-	switch {
-	case !acc.InstallFormDone():
-		out.Problems["integration"] = "Заполните данные установки: имя, телефон и согласие на передачу данных."
-	case len(dbs) == 0:
-		out.Problems["integration"] = "Подключите базу IDENT: нажмите «Получить токен» и вставьте его в коннектор."
+	for _, r := range ov.Start.Missing {
+		out.Start.Missing = append(out.Start.Missing, r.Label())
 	}
-	if !sub.AllowsWork(now) {
-		out.Problems["subscription"] = out.Subscription.Hint
-	}
-	if setup.State == "broken" {
-		out.Problems["settings"] = "Данные не передаются: " + setup.Detail
-	}
-	since := now.Add(-24 * time.Hour)
-	if _, n, err := a.cfg.App.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Severities: []eventlog.Severity{eventlog.Error}, From: &since, PerPage: 1}); err == nil && n > 0 {
-		out.Problems["events"] = fmt.Sprintf("За последние сутки ошибок: %d. Откройте список событий, отфильтруйте по важности «Ошибка».", n)
-	}
-	if !sub.AllowsWork(now) {
-		out.Start.Missing = append(out.Start.Missing, "Подписка не активна")
-	}
-	if connected == 0 {
-		out.Start.Missing = append(out.Start.Missing, "Нет подключённой базы с работающим коннектором")
-	}
-	if setup.State != "configured" {
-		out.Start.Missing = append(out.Start.Missing, "Связка не настроена (вкладка «Настройки»)")
-	}
-	out.Start.Enabled = len(out.Start.Missing) == 0
 	for _, l := range eventlog.TypeLabels {
 		out.EventTypes = append(out.EventTypes, labelJSON{string(l.Type), l.Label})
 	}
@@ -261,8 +236,11 @@ func (a *appRoutes) installForm(c echo.Context) error {
 		return err
 	}
 	name := strings.Join(strings.Fields(req.Name), " ")
-	if name == "" || utf8.RuneCountInString(name) > 100 {
-		return apperr.New(apperr.Invalid, "Укажите имя (до 100 символов).")
+	if name == "" || utf8.RuneCountInString(name) > 100 || !plainText(name) {
+		return apperr.New(apperr.Invalid, "Укажите имя (до 100 символов, без служебных знаков).")
+	}
+	if len(req.Phone) > 64 || !plainText(req.Phone) {
+		return apperr.New(apperr.Invalid, "Укажите телефон в формате +7 900 000-00-00.")
 	}
 	tel, err := phone.Normalize(req.Phone)
 	if err != nil {
@@ -287,6 +265,9 @@ func (a *appRoutes) issueToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := requireAdmin(c); err != nil {
+		return err
+	}
 	if !acc.InstallFormDone() {
 		return apperr.New(apperr.Conflict, "Сначала заполните данные установки.")
 	}
@@ -298,31 +279,18 @@ func (a *appRoutes) issueToken(c echo.Context) error {
 		return apperr.New(apperr.Invalid, "Неверный номер базы.")
 	}
 	token, hash := conntoken.New()
-	d, err := a.cfg.App.IssueConnectorToken(c.Request().Context(), acc.ID, req.DatabaseID, hash, sessionOf(c).UserID, a.cfg.Now())
-	if errors.Is(err, store.ErrNotFound) {
+	d, err := a.cfg.App.IssueConnectorToken(c.Request().Context(), store.TokenRequest{AccountID: acc.ID, DatabaseID: req.DatabaseID,
+		TokenHash: hash, UserID: sessionOf(c).UserID, Now: a.cfg.Now(), MaxDatabases: a.cfg.MaxDatabases})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return apperr.New(apperr.NotFound, "База не найдена.")
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrTooManyDatabases):
+		return apperr.New(apperr.Conflict, "Подключено максимальное число баз (%d). Чтобы подключить ещё, напишите в поддержку.", a.cfg.MaxDatabases)
+	case err != nil:
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, map[string]any{"token": token, "database": databaseJSON{ID: d.ID, Name: d.Name, Source: d.Source,
-		TokenIssuedAt: d.TokenIssuedAt, Connector: connectorStatus(d), Database: databaseStatus(d)}})
-}
-
-// bindJSON decodes a JSON body strictly: unknown fields and trailing data are
-// errors with a clear message, never silently ignored.
-func bindJSON(c echo.Context, v any) error {
-	if ct := c.Request().Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return apperr.New(apperr.Invalid, "Ожидается JSON (Content-Type: application/json).")
-	}
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return apperr.Wrap(err, apperr.Invalid, "Неверный JSON: %s.", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return apperr.New(apperr.Invalid, "Неверный JSON: лишние данные после объекта.")
-	}
-	return nil
+	f := databaseFacts(d)
+	view := accountstate.DatabaseView{Connector: accountstate.ConnectorStatus(f.Connector), Database: accountstate.DatabaseStatus(f.Database, f.Detail)}
+	return c.JSON(http.StatusOK, map[string]any{"token": token, "database": databaseOf(d, view)})
 }

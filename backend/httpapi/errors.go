@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/svyazka/svyazka/backend/apperr"
+	"github.com/svyazka/svyazka/backend/store"
 )
 
 // statusByCode is the one table from application error codes to HTTP statuses.
@@ -17,6 +18,7 @@ var statusByCode = map[apperr.Code]int{
 	apperr.Unauthorized:    http.StatusUnauthorized,
 	apperr.Forbidden:       http.StatusForbidden,
 	apperr.PaymentRequired: http.StatusPaymentRequired,
+	apperr.TooLarge:        http.StatusRequestEntityTooLarge,
 	apperr.RateLimited:     http.StatusTooManyRequests,
 	apperr.Unavailable:     http.StatusServiceUnavailable,
 	apperr.Internal:        http.StatusInternalServerError,
@@ -28,7 +30,7 @@ var codeByStatus = map[int]apperr.Code{
 	http.StatusBadRequest:            apperr.Invalid,
 	http.StatusNotFound:              apperr.NotFound,
 	http.StatusMethodNotAllowed:      apperr.NotFound,
-	http.StatusRequestEntityTooLarge: apperr.Invalid,
+	http.StatusRequestEntityTooLarge: apperr.TooLarge,
 	http.StatusUnsupportedMediaType:  apperr.Invalid,
 	http.StatusUnauthorized:          apperr.Unauthorized,
 	http.StatusForbidden:             apperr.Forbidden,
@@ -58,9 +60,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	status, body := s.classify(err)
 	if status >= 500 {
-		s.log.ErrorContext(c.Request().Context(), "request failed",
+		// Without the values a database error may quote (user input).
+		s.log.ErrorContext(c.Request().Context(), "request failed", append([]any{
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-			"method", c.Request().Method, "route", c.Path(), "err", err)
+			"method", c.Request().Method, "route", c.Path()}, store.SafeErrorAttrs(err)...)...)
 	}
 	if c.Request().Method == http.MethodHead {
 		err = c.NoContent(status)

@@ -20,6 +20,33 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
+// requestID keeps a caller's X-Request-ID only when it looks like one (1–64
+// letters, digits, '-', '_', '.'), so a header of any length or content is
+// never echoed or logged; otherwise it makes a new one.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		ch := id[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // recoverPanics turns a handler panic into a logged internal error, so one bad
 // request never takes the process down.
 func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {

@@ -38,6 +38,10 @@ type Deps struct {
 type Options struct {
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// (the load balancer's). Without them the client's address is the TCP
+	// peer: a header anyone can send never decides a rate-limit key.
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the API's Echo instance with its middleware and routes.
@@ -62,12 +66,16 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, log: deps.Logger, deps: deps}
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(opts.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.Use(
-		middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-			// A caller's id is kept only when it looks like one, so logs stay clean.
-			Generator:    newRequestID,
-			TargetHeader: echo.HeaderXRequestID,
-		}),
+		requestID,
 		s.observe,
 		s.recoverPanics,
 		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: fmt.Sprintf("%dB", opts.MaxBodyBytes)}),
@@ -138,12 +146,16 @@ func (s *Server) readyz(c echo.Context) error {
 	for name, p := range s.deps.Checks {
 		go func() { results <- result{name, p.Ping(ctx)} }()
 	}
+	// The body names what fails, never how: raw errors carry hosts, users
+	// and driver details, and /readyz is reachable by anyone. They are logged.
 	checks := make(map[string]string, len(s.deps.Checks))
+	details := make(map[string]string)
 	var failing []string
 	for range s.deps.Checks {
 		r := <-results
 		if r.err != nil {
-			checks[r.name] = r.err.Error()
+			checks[r.name] = "unavailable"
+			details[r.name] = r.err.Error()
 			failing = append(failing, r.name)
 			continue
 		}
@@ -153,7 +165,7 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 	}
 	slices.Sort(failing)
-	s.log.WarnContext(c.Request().Context(), "not ready", "failing", failing, "checks", checks)
+	s.log.WarnContext(c.Request().Context(), "not ready", "failing", failing, "errors", details)
 	return c.JSON(http.StatusServiceUnavailable, map[string]any{
 		"status":  "unavailable",
 		"failing": failing,

@@ -123,7 +123,7 @@ func TestErrors(t *testing.T) {
 		"InternalError": {http.MethodGet, "/test/internal", nil, 500, "internal", "Внутренняя ошибка"},
 		"Panic":         {http.MethodGet, "/test/panic", nil, 500, "internal", "Внутренняя ошибка"},
 		"UnknownRoute":  {http.MethodGet, "/no/such/route", nil, 404, "not_found", "не найдены"},
-		"BodyTooLarge":  {http.MethodPost, "/test/echo", strings.NewReader(strings.Repeat("x", 4096)), 413, "invalid", "слишком большое"},
+		"BodyTooLarge":  {http.MethodPost, "/test/echo", strings.NewReader(strings.Repeat("x", 4096)), 413, "too_large", "слишком большое"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

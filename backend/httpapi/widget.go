@@ -15,7 +15,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/apperr"
+	"github.com/svyazka/svyazka/backend/ratelimit"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/backend/widgetauth"
 )
@@ -34,9 +36,22 @@ type Installer interface {
 	// BeginInstall records the install and answers at once; the code exchange
 	// runs in a task, because amoCRM waits only 3 seconds for the redirect.
 	BeginInstall(ctx context.Context, code, referer string, fromWidget bool) error
-	// Uninstall stops all work for the amoCRM account and keeps its data.
-	Uninstall(ctx context.Context, amoAccountID int64, reason string) error
+	// BeginDisable records a signed disable hook; the account is uninstalled
+	// once amoCRM confirms that our access is revoked.
+	BeginDisable(ctx context.Context, amoAccountID int64) error
 }
+
+// RateLimiter admits one more event under a key (see backend/ratelimit).
+type RateLimiter interface {
+	Allow(ctx context.Context, key string, r ratelimit.Rate) (bool, time.Duration, error)
+}
+
+// Limits of the OAuth callback: each call costs a token exchange that
+// carries our client secret, so it is bounded per IP and in total.
+var (
+	CallbackPerIP  = ratelimit.PerMinute(10)
+	CallbackGlobal = ratelimit.PerMinute(120)
+)
 
 // WidgetConfig configures the widget routes.
 type WidgetConfig struct {
@@ -56,6 +71,10 @@ type WidgetConfig struct {
 	WidgetFiles http.Handler
 	// Assets serves the settings page's static files.
 	Assets http.Handler
+	// Limiter bounds the OAuth callback (per IP and in total).
+	Limiter RateLimiter
+	// MaxDatabases caps the clinic databases one account may add.
+	MaxDatabases int
 }
 
 // PageRenderer renders the settings page HTML.
@@ -67,8 +86,8 @@ type PageRenderer interface {
 // RegisterWidget adds the amoCRM-facing routes: the OAuth redirect and
 // disable hook, the widget session exchange, the settings page and its API.
 func (s *Server) RegisterWidget(cfg WidgetConfig) error {
-	if cfg.Auth == nil || cfg.Installer == nil || cfg.App == nil || cfg.Page == nil || cfg.Now == nil {
-		return errors.New("httpapi: widget routes need Auth, Installer, App, Page and Now")
+	if cfg.Auth == nil || cfg.Installer == nil || cfg.App == nil || cfg.Page == nil || cfg.Now == nil || cfg.Limiter == nil || cfg.MaxDatabases < 1 {
+		return errors.New("httpapi: widget routes need Auth, Installer, App, Page, Now, Limiter and MaxDatabases")
 	}
 	w := &widgetRoutes{cfg: cfg, log: s.log}
 	e := s.echo
@@ -92,7 +111,7 @@ type widgetRoutes struct {
 	log *slog.Logger
 }
 
-// allowedOrigin accepts https://{sub}.amocrm.ru|amocrm.com|kommo.com and the configured extras.
+// allowedOrigin accepts https://{account host} (amocrm.Domains) and the configured extras.
 func (w *widgetRoutes) allowedOrigin(origin string) bool {
 	for _, o := range w.cfg.ExtraOrigins {
 		if origin == o {
@@ -100,16 +119,10 @@ func (w *widgetRoutes) allowedOrigin(origin string) bool {
 		}
 	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Scheme != "https" || u.Path != "" || u.Port() != "" {
+	if err != nil || u.Scheme != "https" || u.Path != "" || u.Port() != "" || u.User != nil || u.RawQuery != "" {
 		return false
 	}
-	host := strings.ToLower(u.Host)
-	for _, d := range []string{".amocrm.ru", ".amocrm.com", ".kommo.com"} {
-		if sub, ok := strings.CutSuffix(host, d); ok && sub != "" && !strings.Contains(sub, ".") {
-			return true
-		}
-	}
-	return false
+	return amocrm.IsAccountHost(u.Host)
 }
 
 // cors answers amoCRM account origins only; preflights for others get no
@@ -152,7 +165,7 @@ func (w *widgetRoutes) session(c echo.Context) error {
 		// The account was renamed in amoCRM: the signed token is the fresher truth.
 		w.log.InfoContext(ctx, "account subdomain differs from token issuer", "account_id", acc.ID, "stored", acc.Subdomain, "token", claims.Subdomain)
 	}
-	ticket, exp, err := w.cfg.Auth.IssueTicket(widgetauth.Session{AccountID: acc.ID, UserID: claims.UserID, IsAdmin: claims.IsAdmin})
+	ticket, exp, err := w.cfg.Auth.IssueTicket(widgetauth.Session{AccountID: acc.ID, InstallSeq: acc.InstallSeq, UserID: claims.UserID, IsAdmin: claims.IsAdmin})
 	if err != nil {
 		return err
 	}
@@ -164,8 +177,7 @@ func (w *widgetRoutes) session(c echo.Context) error {
 
 // frameAncestors lets amoCRM (and the sandbox) frame the settings page, nobody else.
 func (w *widgetRoutes) frameAncestors() string {
-	list := []string{"https://*.amocrm.ru", "https://*.amocrm.com", "https://*.kommo.com"}
-	list = append(list, w.cfg.ExtraOrigins...)
+	list := append(amocrm.OriginPatterns(), w.cfg.ExtraOrigins...)
 	return "frame-ancestors " + strings.Join(list, " ")
 }
 
@@ -206,43 +218,49 @@ func sessionOf(c echo.Context) widgetauth.Session {
 }
 
 // callback is the OAuth redirect amoCRM calls once on install, with a 3-second
-// timeout and no retry: record it, answer at once, finish in a task.
+// timeout and no retry: check it, record it, answer at once, finish in a task.
+// The referer must be an amoCRM account host (amocrm.Domains): the task sends
+// the code and our client secret there. Calls are rate-limited per IP and in
+// total, since each one costs a token exchange.
 func (w *widgetRoutes) callback(c echo.Context) error {
 	q := c.QueryParams()
 	if e := q.Get("error"); e != "" {
-		return w.cfg.Page.RenderMessage(c.Response(), http.StatusBadRequest, "Доступ к amoCRM не предоставлен ("+e+"). Установите виджет заново и подтвердите доступ.")
+		return w.cfg.Page.RenderMessage(c.Response(), http.StatusBadRequest, "Доступ к amoCRM не предоставлен. Установите виджет заново и подтвердите доступ.")
 	}
 	code, referer := strings.TrimSpace(q.Get("code")), strings.TrimSpace(q.Get("referer"))
-	if code == "" || len(code) > 4096 {
+	if code == "" || len(code) > 4096 || !printableASCII(code) {
 		return apperr.New(apperr.Invalid, "Нет кода авторизации amoCRM (code).")
 	}
-	if !validReferer(referer) {
+	if !amocrm.IsAccountHost(referer) {
 		return apperr.New(apperr.Invalid, "Параметр referer должен быть адресом аккаунта amoCRM, например clinic.amocrm.ru.")
 	}
+	ctx := c.Request().Context()
+	for _, l := range []struct {
+		key  string
+		rate ratelimit.Rate
+	}{{"callback:ip:" + c.RealIP(), CallbackPerIP}, {"callback:all", CallbackGlobal}} {
+		ok, retry, err := w.cfg.Limiter.Allow(ctx, l.key, l.rate)
+		if err != nil {
+			return apperr.Wrap(err, apperr.Unavailable, "Сервис временно недоступен, попробуйте установить виджет ещё раз через минуту.")
+		}
+		if !ok {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+			return apperr.New(apperr.RateLimited, "Слишком много попыток установки. Повторите через минуту.")
+		}
+	}
 	_, fromWidget := q["from_widget"]
-	if err := w.cfg.Installer.BeginInstall(c.Request().Context(), code, referer, fromWidget); err != nil {
+	if err := w.cfg.Installer.BeginInstall(ctx, code, referer, fromWidget); err != nil {
 		return err
 	}
 	return w.cfg.Page.RenderMessage(c.Response(), http.StatusOK, "Виджет «Связка» установлен. Вернитесь в amoCRM и откройте его настройки.")
 }
 
-// validReferer accepts a bare account host such as clinic.amocrm.ru.
-func validReferer(ref string) bool {
-	if ref == "" || len(ref) > 253 || strings.ContainsAny(ref, "/?#@: ") {
-		return false
-	}
-	parts := strings.Split(ref, ".")
-	if len(parts) < 3 {
-		return false
-	}
-	for _, p := range parts {
-		if p == "" {
+// printableASCII reports whether s has only visible ASCII characters, as
+// OAuth codes do.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
 			return false
-		}
-		for _, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
 		}
 	}
 	return true
@@ -250,6 +268,9 @@ func validReferer(ref string) bool {
 
 // disableHook is called by amoCRM when the integration is disabled:
 // signature = hex(HMAC-SHA256(client_secret, client_id + "|" + account_id)).
+// The signature never changes for an account, so a valid one proves only
+// that amoCRM once sent it: the hook queues a confirmation against amoCRM
+// and the account is uninstalled only if amoCRM refuses our token.
 func (w *widgetRoutes) disableHook(c echo.Context) error {
 	q := c.QueryParams()
 	accountID, err := strconv.ParseInt(q.Get("account_id"), 10, 64)
@@ -269,7 +290,7 @@ func (w *widgetRoutes) disableHook(c echo.Context) error {
 	if err != nil || !hmac.Equal(got, mac.Sum(nil)) {
 		return apperr.New(apperr.Forbidden, "Неверная подпись хука отключения.")
 	}
-	if err := w.cfg.Installer.Uninstall(c.Request().Context(), accountID, "виджет отключён в amoCRM"); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := w.cfg.Installer.BeginDisable(c.Request().Context(), accountID); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})

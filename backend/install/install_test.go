@@ -51,8 +51,9 @@ func newEnv(t *testing.T) *env {
 	queue := asynq.NewClient(asynq.RedisClientOpt{Addr: ropts.Addr, DB: ropts.DB})
 	t.Cleanup(func() { _ = queue.Close() })
 	rdb := redistest.Client(t)
-	e.service = &install.Service{Store: e.db, Sealer: seal, TrialDays: 14, Now: func() time.Time { return e.now },
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Relay: &jobs.OutboxRelay{Store: e.db, Client: queue}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.service = &install.Service{Store: e.db, Sealer: seal, TrialDays: 14, TimeZone: "Asia/Yekaterinburg", Now: func() time.Time { return e.now },
+		Log: log, Relay: &jobs.OutboxRelay{Store: e.db, Client: queue, Log: log}, IsRevoked: install.IsRevoked}
 	e.client, err = amocrm.New(amocrm.Config{ClientID: "client-id", ClientSecret: "client-secret",
 		RedirectURI: "https://svyazka.test/oauth/amocrm/callback", BaseURL: srv.URL, Redis: rdb,
 		Tokens: install.RevokingTokens{AmoTokens: tokens, Service: e.service}})
@@ -66,9 +67,18 @@ func (e *env) redirect(t *testing.T, code, referer string) *asynq.Task {
 	t.Helper()
 	require.NoError(t, e.service.BeginInstall(context.Background(), code, referer, true))
 	var payload []byte
-	require.NoError(t, e.db.SQL().QueryRow(`SELECT payload FROM outbox WHERE task_type = $1 ORDER BY id DESC LIMIT 1`, install.TypeComplete).Scan(&payload))
+	require.NoError(t, e.db.SQL().QueryRow(`SELECT payload FROM outbox WHERE task_type = $1 ORDER BY id DESC LIMIT 1`, jobs.TypeInstallComplete).Scan(&payload))
 	require.NotContains(t, string(payload), code, "the code is sealed at rest")
-	return asynq.NewTask(install.TypeComplete, payload)
+	return asynq.NewTask(jobs.TypeInstallComplete, payload)
+}
+
+// disableHook does what our disable-hook route does and returns the task.
+func (e *env) disableHook(t *testing.T, amoID int64) *asynq.Task {
+	t.Helper()
+	require.NoError(t, e.service.BeginDisable(context.Background(), amoID))
+	var payload []byte
+	require.NoError(t, e.db.SQL().QueryRow(`SELECT payload FROM outbox WHERE task_type = $1 ORDER BY id DESC LIMIT 1`, jobs.TypeInstallConfirmDisable).Scan(&payload))
+	return asynq.NewTask(jobs.TypeInstallConfirmDisable, payload)
 }
 
 func TestInstallLifecycle(t *testing.T) {
@@ -84,6 +94,7 @@ func TestInstallLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.AccountActive, acc.Status)
 	require.Equal(t, "smile", acc.Subdomain)
+	require.Equal(t, "Asia/Yekaterinburg", acc.Timezone, "new accounts take the configured zone")
 	sub, err := e.db.Subscription(ctx, acc.ID)
 	require.NoError(t, err)
 	require.Equal(t, e.now.AddDate(0, 0, 14).Truncate(time.Second), sub.TrialEndsAt.UTC().Truncate(time.Second))
@@ -101,6 +112,18 @@ func TestInstallLifecycle(t *testing.T) {
 		require.Equal(t, 1, n)
 	})
 
+	t.Run("StaleDisableHookChangesNothing", func(t *testing.T) {
+		// amoCRM still accepts our token: the hook is a replay.
+		require.NoError(t, e.service.ConfirmDisable(ctx, e.disableHook(t, info.AccountID)))
+		got, err := e.db.AccountByID(ctx, acc.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.AccountActive, got.Status)
+		evs, _, err := e.db.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Types: []eventlog.Type{eventlog.TypeUninstall}})
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		require.Contains(t, evs[0].Message, "виджет не отключён")
+	})
+
 	t.Run("RevokedAccessUninstalls", func(t *testing.T) {
 		_, err := e.sb.Uninstall(ctx, info.AccountID) // no disable hook configured: only the 401 tells us
 		require.NoError(t, err)
@@ -111,7 +134,7 @@ func TestInstallLifecycle(t *testing.T) {
 		require.Equal(t, store.AccountUninstalled, acc.Status)
 		evs, _, err := e.db.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Types: []eventlog.Type{eventlog.TypeUninstall}})
 		require.NoError(t, err)
-		require.Len(t, evs, 1)
+		require.Len(t, evs, 2, "the stale hook's warning, then the uninstall")
 		require.Contains(t, evs[0].Message, "401")
 	})
 
@@ -125,6 +148,18 @@ func TestInstallLifecycle(t *testing.T) {
 		require.Equal(t, store.AccountActive, again.Status)
 		_, err = api.GetAccount(ctx)
 		require.NoError(t, err, "the new token replaced the revoked one")
+		require.Greater(t, again.InstallSeq, acc.InstallSeq, "a reinstall starts a new generation")
+	})
+
+	t.Run("ConfirmedDisableUninstalls", func(t *testing.T) {
+		_, err := e.sb.Uninstall(ctx, info.AccountID) // amoCRM revokes our tokens, then calls the hook
+		require.NoError(t, err)
+		require.NoError(t, e.service.ConfirmDisable(ctx, e.disableHook(t, info.AccountID)))
+		got, err := e.db.AccountByID(ctx, acc.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.AccountUninstalled, got.Status)
+		require.NoError(t, e.service.ConfirmDisable(ctx, e.disableHook(t, info.AccountID)), "a repeat is a no-op")
+		require.NoError(t, e.service.ConfirmDisable(ctx, e.disableHook(t, 987654)), "unknown account: nothing to do")
 	})
 }
 
@@ -155,7 +190,8 @@ func TestInstallRejects(t *testing.T) {
 	}
 	t.Run("BadPayload", func(t *testing.T) {
 		raw, _ := json.Marshal(map[string]string{"sealed_code": "!!"})
-		require.ErrorIs(t, e.service.ProcessTask(ctx, asynq.NewTask(install.TypeComplete, raw)), asynq.SkipRetry)
-		require.ErrorIs(t, e.service.ProcessTask(ctx, asynq.NewTask(install.TypeComplete, []byte("{"))), asynq.SkipRetry)
+		require.ErrorIs(t, e.service.ProcessTask(ctx, asynq.NewTask(jobs.TypeInstallComplete, raw)), asynq.SkipRetry)
+		require.ErrorIs(t, e.service.ProcessTask(ctx, asynq.NewTask(jobs.TypeInstallComplete, []byte("{"))), asynq.SkipRetry)
+		require.ErrorIs(t, e.service.ConfirmDisable(ctx, asynq.NewTask(jobs.TypeInstallConfirmDisable, []byte("[]"))), asynq.SkipRetry)
 	})
 }

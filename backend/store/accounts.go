@@ -27,10 +27,17 @@ type Account struct {
 	ConsentAt     *time.Time
 	ConsentUserID *int64
 	InstalledAt   time.Time
+	// InstallSeq grows with every reinstall; widget sessions carry it.
+	InstallSeq    int64
 	UninstalledAt *time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
+
+// DefaultTimeZone is the zone of an account (and of a clinic database) when
+// none is given: most clinics we serve keep Moscow time. The config's
+// DEFAULT_TIME_ZONE defaults to it.
+const DefaultTimeZone = "Europe/Moscow"
 
 // Account statuses.
 const (
@@ -41,12 +48,16 @@ const (
 // TableName implements gorm's Tabler.
 func (Account) TableName() string { return "accounts" }
 
-// Location returns the account's time zone (Moscow when unknown).
+// Location returns the account's time zone (DefaultTimeZone when the stored
+// one cannot be loaded; zones are validated on write).
 func (a Account) Location() *time.Location {
 	if loc, err := time.LoadLocation(a.Timezone); err == nil {
 		return loc
 	}
-	return time.FixedZone("MSK", 3*3600)
+	if loc, err := time.LoadLocation(DefaultTimeZone); err == nil {
+		return loc
+	}
+	return time.UTC
 }
 
 // InstallFormDone reports whether the install form («Имя», «Телефон», consent) was saved.
@@ -70,10 +81,12 @@ type InstallInput struct {
 	Subdomain    string
 	BaseDomain   string
 	Name         string
-	TrialDays    int
-	Now          time.Time
+	// Timezone is the IANA zone a new account starts with.
+	Timezone  string
+	TrialDays int
+	Now       time.Time
 	// Save runs inside the install transaction (to store the tokens with it).
-	Save func(tx *gorm.DB, account Account) error
+	Save func(tx *Tx, account Account) error
 }
 
 // InstallAccount creates the account, or re-activates one that uninstalled
@@ -82,13 +95,19 @@ type InstallInput struct {
 func (db *DB) InstallAccount(ctx context.Context, in InstallInput) (Account, bool, error) {
 	var acc Account
 	first := false
-	err := db.Tx(ctx, func(tx *gorm.DB) error {
+	if in.Timezone == "" {
+		in.Timezone = DefaultTimeZone
+	}
+	if _, err := time.LoadLocation(in.Timezone); err != nil {
+		return Account{}, false, fmt.Errorf("store: install account %d: time zone %q: %w", in.AmoAccountID, in.Timezone, err)
+	}
+	err := db.transact(ctx, func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("amo_account_id = ?", in.AmoAccountID).Take(&acc).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			first = true
 			acc = Account{AmoAccountID: in.AmoAccountID, Subdomain: in.Subdomain, BaseDomain: in.BaseDomain,
-				Name: in.Name, Status: AccountActive, Timezone: "Europe/Moscow", InstalledAt: in.Now}
+				Name: in.Name, Status: AccountActive, Timezone: in.Timezone, InstalledAt: in.Now, InstallSeq: 1}
 			if err := tx.Create(&acc).Error; err != nil {
 				return err
 			}
@@ -105,12 +124,16 @@ func (db *DB) InstallAccount(ctx context.Context, in InstallInput) (Account, boo
 			if err := tx.Model(&acc).Updates(map[string]any{
 				"subdomain": in.Subdomain, "base_domain": in.BaseDomain, "name": in.Name,
 				"status": AccountActive, "installed_at": in.Now, "uninstalled_at": nil, "updated_at": in.Now,
+				"install_seq": gorm.Expr("install_seq + 1"),
 			}).Error; err != nil {
+				return err
+			}
+			if err := tx.Where("id = ?", acc.ID).Take(&acc).Error; err != nil {
 				return err
 			}
 		}
 		if in.Save != nil {
-			if err := in.Save(tx, acc); err != nil {
+			if err := in.Save(&Tx{g: tx}, acc); err != nil {
 				return err
 			}
 		}
@@ -156,7 +179,7 @@ func (db *DB) findAccount(ctx context.Context, where string, arg int64) (Account
 // no-op (no second event) for one already uninstalled.
 func (db *DB) UninstallAccount(ctx context.Context, amoID int64, reason string, now time.Time) (Account, error) {
 	var acc Account
-	err := db.Tx(ctx, func(tx *gorm.DB) error {
+	err := db.transact(ctx, func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("amo_account_id = ?", amoID).Take(&acc).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return ErrNotFound
@@ -191,7 +214,7 @@ func (db *DB) UninstallAccount(ctx context.Context, amoID int64, reason string, 
 // SaveInstallForm stores the install form: contact name, normalised phone and
 // the personal-data consent with its time and the amoCRM user who gave it.
 func (db *DB) SaveInstallForm(ctx context.Context, accountID int64, name, phone string, userID int64, now time.Time) error {
-	return db.Tx(ctx, func(tx *gorm.DB) error {
+	return db.transact(ctx, func(tx *gorm.DB) error {
 		res := tx.Model(&Account{}).Where("id = ?", accountID).Updates(map[string]any{
 			"contact_name": name, "contact_phone": phone, "consent_at": now, "consent_user_id": userID, "updated_at": now,
 		})

@@ -92,20 +92,23 @@ func TestConnectorTokens(t *testing.T) {
 	a := install(t, db, 1, now)
 	b := install(t, db, 2, now)
 
-	first, err := db.IssueConnectorToken(ctx, a.ID, 0, []byte("hash-1"), 42, now)
+	first, err := db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: a.ID, DatabaseID: 0, TokenHash: []byte("hash-1"), UserID: 42, Now: now, MaxDatabases: 2})
 	require.NoError(t, err)
 	require.Equal(t, "База 1", first.Name)
-	second, err := db.IssueConnectorToken(ctx, a.ID, 0, []byte("hash-2"), 42, now)
+	second, err := db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: a.ID, DatabaseID: 0, TokenHash: []byte("hash-2"), UserID: 42, Now: now, MaxDatabases: 2})
 	require.NoError(t, err)
 	require.Equal(t, "База 2", second.Name)
 
-	rotated, err := db.IssueConnectorToken(ctx, a.ID, first.ID, []byte("hash-3"), 42, now)
+	rotated, err := db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: a.ID, DatabaseID: first.ID, TokenHash: []byte("hash-3"), UserID: 42, Now: now, MaxDatabases: 2})
 	require.NoError(t, err)
 	require.Equal(t, first.ID, rotated.ID)
 	require.Equal(t, []byte("hash-3"), rotated.TokenHash)
 
-	_, err = db.IssueConnectorToken(ctx, b.ID, first.ID, []byte("hash-4"), 7, now)
+	_, err = db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: b.ID, DatabaseID: first.ID, TokenHash: []byte("hash-4"), UserID: 7, Now: now, MaxDatabases: 2})
 	require.True(t, errors.Is(err, store.ErrNotFound), "account B cannot touch account A's database")
+
+	_, err = db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: a.ID, TokenHash: []byte("hash-5"), UserID: 42, Now: now, MaxDatabases: 2})
+	require.ErrorIs(t, err, store.ErrTooManyDatabases, "a third database is over the cap")
 
 	list, err := db.ListDatabases(ctx, a.ID)
 	require.NoError(t, err)
@@ -122,7 +125,7 @@ func TestListEventsFilters(t *testing.T) {
 	base := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	a := install(t, db, 1, base.Add(-time.Hour))
 	other := install(t, db, 2, base.Add(-time.Hour))
-	d, err := db.IssueConnectorToken(ctx, a.ID, 0, []byte("h"), 1, base.Add(-time.Minute))
+	d, err := db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: a.ID, DatabaseID: 0, TokenHash: []byte("h"), UserID: 1, Now: base.Add(-time.Minute), MaxDatabases: 2})
 	require.NoError(t, err)
 
 	for i := range 30 {

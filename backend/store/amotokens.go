@@ -100,12 +100,16 @@ func (s *AmoTokens) Tokens(ctx context.Context, accountID int64) (amocrm.Token, 
 // re-install), replacing the old one and clearing its revocation. The
 // account must exist (a foreign-key error otherwise).
 func (s *AmoTokens) SaveTokens(ctx context.Context, accountID int64, t amocrm.Token) error {
-	return s.SaveTokensTx(s.db.Gorm(ctx), accountID, t)
+	return s.saveTokens(s.db.Gorm(ctx), accountID, t)
 }
 
-// SaveTokensTx is SaveTokens inside tx, e.g. the install transaction
+// SaveTokensIn is SaveTokens inside tx, e.g. the install transaction
 // (InstallInput.Save), so an account never exists without its tokens.
-func (s *AmoTokens) SaveTokensTx(tx *gorm.DB, accountID int64, t amocrm.Token) error {
+func (s *AmoTokens) SaveTokensIn(tx *Tx, accountID int64, t amocrm.Token) error {
+	return s.saveTokens(tx.g, accountID, t)
+}
+
+func (s *AmoTokens) saveTokens(tx *gorm.DB, accountID int64, t amocrm.Token) error {
 	r, err := s.seal(accountID, t)
 	if err != nil {
 		return fmt.Errorf("store: save amo tokens of account %d: %w", accountID, err)
@@ -128,7 +132,7 @@ func (s *AmoTokens) SaveTokensTx(tx *gorm.DB, accountID int64, t amocrm.Token) e
 // back and is returned as is (wrapped). ErrNotFound when there is no row.
 func (s *AmoTokens) UpdateTokens(ctx context.Context, accountID int64, fn func(cur amocrm.Token) (amocrm.Token, error)) (amocrm.Token, error) {
 	var next amocrm.Token
-	err := s.db.Tx(ctx, func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		var r amoTokenRow
 		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("account_id = ?", accountID).Take(&r).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/sealer"
@@ -158,7 +157,7 @@ func TestAmoTokensSavedWithInstall(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	tok := amocrm.Token{AccessToken: "a", RefreshToken: "r", ExpiresAt: now.Add(time.Hour)}
 	acc, _, err := db.InstallAccount(ctx, store.InstallInput{AmoAccountID: 801, Subdomain: "clinic801", BaseDomain: "amocrm.ru",
-		TrialDays: 14, Now: now, Save: func(tx *gorm.DB, a store.Account) error { return tokens.SaveTokensTx(tx, a.ID, tok) }})
+		TrialDays: 14, Now: now, Save: func(tx *store.Tx, a store.Account) error { return tokens.SaveTokensIn(tx, a.ID, tok) }})
 	require.NoError(t, err)
 	got, err := tokens.Tokens(ctx, acc.ID)
 	require.NoError(t, err)

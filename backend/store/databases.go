@@ -43,17 +43,43 @@ func (db *DB) ListDatabases(ctx context.Context, accountID int64) ([]ClinicDatab
 	return out, nil
 }
 
+// TokenRequest asks for a new connector token: for a new database when
+// DatabaseID is 0, else a replacement for that database's token.
+type TokenRequest struct {
+	AccountID  int64
+	DatabaseID int64
+	TokenHash  []byte
+	UserID     int64
+	Now        time.Time
+	// MaxDatabases caps the account's databases (a new one beyond it fails
+	// with ErrTooManyDatabases).
+	MaxDatabases int
+}
+
+// ErrTooManyDatabases refuses a database beyond the account's cap.
+var ErrTooManyDatabases = errors.New("store: too many databases")
+
 // IssueConnectorToken stores the hash of a new connector token. With
-// databaseID 0 it adds a new database (named «База N»); otherwise it replaces
-// the token of that database of the account, which disconnects the connector
+// DatabaseID 0 it adds a new database (named «База N»), unless the account
+// already has MaxDatabases (ErrTooManyDatabases); otherwise it replaces the
+// token of that database of the account, which disconnects the connector
 // holding the old one. ErrNotFound if the database is not the account's.
-func (db *DB) IssueConnectorToken(ctx context.Context, accountID, databaseID int64, tokenHash []byte, userID int64, now time.Time) (ClinicDatabase, error) {
+// Concurrent requests of one account are serialised on the account row, so
+// the cap holds under a burst.
+func (db *DB) IssueConnectorToken(ctx context.Context, req TokenRequest) (ClinicDatabase, error) {
 	var d ClinicDatabase
-	err := db.Tx(ctx, func(tx *gorm.DB) error {
+	accountID, databaseID, tokenHash, userID, now := req.AccountID, req.DatabaseID, req.TokenHash, req.UserID, req.Now
+	err := db.transact(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec("SELECT 1 FROM accounts WHERE id = ? FOR UPDATE", accountID).Error; err != nil {
+			return err
+		}
 		if databaseID == 0 {
 			var n int64
 			if err := tx.Model(&ClinicDatabase{}).Where("account_id = ?", accountID).Count(&n).Error; err != nil {
 				return err
+			}
+			if n >= int64(req.MaxDatabases) {
+				return ErrTooManyDatabases
 			}
 			d = ClinicDatabase{AccountID: accountID, Source: "ident", Name: fmt.Sprintf("База %d", n+1),
 				TokenHash: tokenHash, TokenIssuedAt: &now, ConnectorStatus: "unknown", DBStatus: "unknown"}
@@ -81,8 +107,8 @@ func (db *DB) IssueConnectorToken(ctx context.Context, accountID, databaseID int
 			Message: msg,
 			Details: map[string]any{"user_id": userID}})
 	})
-	if errors.Is(err, ErrNotFound) {
-		return ClinicDatabase{}, ErrNotFound
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooManyDatabases) {
+		return ClinicDatabase{}, err
 	}
 	if err != nil {
 		return ClinicDatabase{}, fmt.Errorf("store: issue connector token (account %d, database %d): %w", accountID, databaseID, err)

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -82,35 +84,85 @@ func (db *DB) SQL() *sql.DB { return db.sql }
 // Gorm returns a GORM session bound to ctx.
 func (db *DB) Gorm(ctx context.Context) *gorm.DB { return db.gorm.WithContext(ctx) }
 
-// Tx runs fn in one transaction; fn's error rolls it back.
-func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+// transact runs fn in one transaction; fn's error rolls it back.
+func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return db.gorm.WithContext(ctx).Transaction(fn)
+}
+
+// Tx is a unit of work that callers outside the store compose: the writes
+// they make through it commit or roll back together. It exposes repository
+// methods, never the SQL handle.
+type Tx struct {
+	g *gorm.DB
+}
+
+// InTx runs fn in one transaction: fn's error (or a panic) rolls back every
+// write made through tx. Outbox rows added through tx wake the relay when
+// the transaction commits.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.transact(ctx, func(g *gorm.DB) error { return fn(&Tx{g: g}) })
 }
 
 // ErrNotFound is returned by repositories when a row does not exist. It is an
 // application not_found error, so handlers may return it as is.
 var ErrNotFound error = apperr.New(apperr.NotFound, "Не найдено.")
 
-// gormLogger routes GORM's messages to slog; slow-query and SQL tracing stay off
-// so that secrets bound as parameters never reach the logs.
+// gormLogger routes GORM's messages to slog. SQL tracing stays off, and a
+// failed query is logged without its values: GORM renders the statement with
+// its parameters inlined (search text, names, phones), so every literal is
+// replaced by '?' and only the database's error code and constraint are kept.
 type gormLogger struct{ log *slog.Logger }
 
 func (l gormLogger) LogMode(logger.LogLevel) logger.Interface { return l }
 func (l gormLogger) Info(ctx context.Context, msg string, args ...any) {
-	l.log.InfoContext(ctx, fmt.Sprintf(msg, args...), "component", "gorm")
+	l.log.InfoContext(ctx, "gorm info", "component", "gorm", "format", msg)
 }
 func (l gormLogger) Warn(ctx context.Context, msg string, args ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(msg, args...), "component", "gorm")
+	l.log.WarnContext(ctx, "gorm warning", "component", "gorm", "format", msg)
 }
 func (l gormLogger) Error(ctx context.Context, msg string, args ...any) {
-	l.log.ErrorContext(ctx, fmt.Sprintf(msg, args...), "component", "gorm")
+	l.log.ErrorContext(ctx, "gorm error", "component", "gorm", "format", msg)
 }
 func (l gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) && !errors.Is(err, context.Canceled) {
-		sqlText, _ := fc()
-		if len(sqlText) > 200 {
-			sqlText = sqlText[:200] + "…"
-		}
-		l.log.ErrorContext(ctx, "query failed", "component", "gorm", "err", err, "elapsed", time.Since(begin), "sql", sqlText)
+	if err == nil || errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return
 	}
+	sqlText, _ := fc()
+	l.log.ErrorContext(ctx, "query failed", append([]any{"component", "gorm", "elapsed", time.Since(begin),
+		"sql", RedactSQL(sqlText)}, SafeErrorAttrs(err)...)...)
+}
+
+var (
+	sqlStringRE = regexp.MustCompile(`'(?:[^']|'')*'`)
+	sqlNumberRE = regexp.MustCompile(`\b\d+(?:\.\d+)?\b`)
+)
+
+// RedactSQL replaces every string and number literal in a statement with '?'
+// and bounds its length, so it can be logged.
+func RedactSQL(sqlText string) string {
+	out := sqlStringRE.ReplaceAllString(sqlText, "'?'")
+	out = sqlNumberRE.ReplaceAllString(out, "?")
+	if len(out) > 300 {
+		out = out[:300] + "…"
+	}
+	return out
+}
+
+// SafeErrorAttrs describes a database error for the logs without the values
+// it may quote (PostgreSQL puts them in messages such as "invalid input
+// syntax for type bigint: \"…\"" and in the detail): the SQLSTATE, the
+// constraint, table and column, and the message with quoted parts removed.
+func SafeErrorAttrs(err error) []any {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return []any{"sqlstate", pg.Code, "constraint", pg.ConstraintName, "table", pg.TableName, "column", pg.ColumnName,
+			"err", redactQuoted(pg.Message)}
+	}
+	return []any{"err", redactQuoted(err.Error())}
+}
+
+var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'`)
+
+func redactQuoted(msg string) string {
+	return quotedRE.ReplaceAllString(msg, `"?"`)
 }

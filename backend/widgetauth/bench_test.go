@@ -27,7 +27,7 @@ func BenchmarkVerifyAmoToken(b *testing.B) {
 func BenchmarkSession(b *testing.B) {
 	a, _ := newAuth(b)
 	for i := 0; i < b.N; i++ {
-		s, _, err := a.IssueSession(widgetauth.Session{AccountID: 1, UserID: 2})
+		s, _, err := a.IssueSession(widgetauth.Session{AccountID: 1, InstallSeq: 1, UserID: 2})
 		if err != nil {
 			b.Fatal(err)
 		}

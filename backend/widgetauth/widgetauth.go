@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/apperr"
 )
 
@@ -152,20 +153,18 @@ func (a *Authenticator) VerifyAmoToken(ctx context.Context, raw string) (AmoClai
 		IsAdmin: c.IsAdmin, ClientUUID: c.ClientUUID, ExpiresAt: c.ExpiresAt.Time}, nil
 }
 
-// subdomainOf checks that iss is https://{sub}.amocrm.ru|amocrm.com|kommo.com
-// and returns sub.
+// subdomainOf checks that iss is https://{account host} (amocrm.Domains)
+// and returns the account's subdomain.
 func subdomainOf(iss string) (string, error) {
 	u, err := url.Parse(iss)
-	if err != nil || u.Scheme != "https" || u.Path != "" && u.Path != "/" {
+	if err != nil || u.Scheme != "https" || u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
 		return "", errors.New("издатель не аккаунт amoCRM")
 	}
-	host := strings.ToLower(u.Hostname())
-	for _, domain := range []string{".amocrm.ru", ".amocrm.com", ".kommo.com"} {
-		if sub, ok := strings.CutSuffix(host, domain); ok && sub != "" && !strings.Contains(sub, ".") {
-			return sub, nil
-		}
+	sub, _, err := amocrm.ParseAccountHost(u.Host)
+	if err != nil {
+		return "", errors.New("издатель не аккаунт amoCRM")
 	}
-	return "", errors.New("издатель не аккаунт amoCRM")
+	return sub, nil
 }
 
 func reason(err error) string {
@@ -189,9 +188,12 @@ func reason(err error) string {
 // Session is who a ticket or session token speaks for.
 type Session struct {
 	AccountID int64 // our accounts.id
-	UserID    int64 // amoCRM user id
-	IsAdmin   bool
-	ExpiresAt time.Time
+	// InstallSeq is the account's install generation the session was issued
+	// for; after a reinstall the account's is higher and the session is void.
+	InstallSeq int64
+	UserID     int64 // amoCRM user id
+	IsAdmin    bool
+	ExpiresAt  time.Time
 }
 
 const (
@@ -205,6 +207,7 @@ type ourJWT struct {
 	Account int64  `json:"acc"`
 	User    int64  `json:"usr"`
 	Admin   bool   `json:"adm,omitempty"`
+	Install int64  `json:"ins"`
 }
 
 func (a *Authenticator) issue(kind string, s Session, ttl time.Duration) (string, time.Time, error) {
@@ -215,7 +218,7 @@ func (a *Authenticator) issue(kind string, s Session, ttl time.Duration) (string
 			Issuer: "svyazka", Subject: strconv.FormatInt(s.AccountID, 10), ID: uuid.NewString(),
 			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
 		},
-		Kind: kind, Account: s.AccountID, User: s.UserID, Admin: s.IsAdmin,
+		Kind: kind, Account: s.AccountID, User: s.UserID, Admin: s.IsAdmin, Install: s.InstallSeq,
 	}
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(a.key)
 	if err != nil {
@@ -246,10 +249,10 @@ func (a *Authenticator) parse(kind, raw string) (Session, string, error) {
 	if err != nil {
 		return Session{}, "", err
 	}
-	if c.Kind != kind || c.Account <= 0 {
+	if c.Kind != kind || c.Account <= 0 || c.Install <= 0 {
 		return Session{}, "", jwt.ErrTokenInvalidClaims
 	}
-	return Session{AccountID: c.Account, UserID: c.User, IsAdmin: c.Admin, ExpiresAt: c.ExpiresAt.Time}, c.ID, nil
+	return Session{AccountID: c.Account, InstallSeq: c.Install, UserID: c.User, IsAdmin: c.Admin, ExpiresAt: c.ExpiresAt.Time}, c.ID, nil
 }
 
 // RedeemTicket checks an iframe ticket and burns it: a second use fails.

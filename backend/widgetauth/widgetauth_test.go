@@ -142,7 +142,7 @@ func TestTicketsAndSessions(t *testing.T) {
 	t.Parallel()
 	a, clk := newAuth(t)
 	ctx := context.Background()
-	who := widgetauth.Session{AccountID: 5, UserID: 77, IsAdmin: true}
+	who := widgetauth.Session{AccountID: 5, InstallSeq: 1, UserID: 77, IsAdmin: true}
 
 	t.Run("TicketOnce", func(t *testing.T) {
 		ticket, exp, err := a.IssueTicket(who)
@@ -189,7 +189,7 @@ func TestTicketsAndSessions(t *testing.T) {
 	})
 	t.Run("ErrForeignKey", func(t *testing.T) {
 		other, _ := newAuth(t)
-		session, _, err := other.IssueSession(widgetauth.Session{AccountID: 6, UserID: 1})
+		session, _, err := other.IssueSession(widgetauth.Session{AccountID: 6, InstallSeq: 1, UserID: 1})
 		require.NoError(t, err)
 		_, err = a.CheckSession(session)
 		require.Error(t, err)

@@ -62,3 +62,12 @@ func (x lazyExchanger) Exchange(ctx context.Context, referer, code string) (inst
 	}
 	return install.AmoExchanger{Client: client, Tokens: tokens}.Exchange(ctx, referer, code)
 }
+
+// CheckAccess implements install.Exchanger.
+func (x lazyExchanger) CheckAccess(ctx context.Context, acc store.Account) error {
+	client, tokens, err := x.m.amo()
+	if err != nil {
+		return err
+	}
+	return install.AmoExchanger{Client: client, Tokens: tokens}.CheckAccess(ctx, acc)
+}

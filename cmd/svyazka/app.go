@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/svyazka/svyazka/backend/httpapi"
 	"github.com/svyazka/svyazka/backend/install"
 	"github.com/svyazka/svyazka/backend/metrics"
+	"github.com/svyazka/svyazka/backend/ratelimit"
 	"github.com/svyazka/svyazka/backend/sealer"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/backend/widgetauth"
@@ -42,6 +44,7 @@ type Main struct {
 	Sealer *sealer.Sealer
 
 	redisOpt  asynq.RedisConnOpt
+	relay     *jobs.OutboxRelay
 	install   *install.Service
 	amoOnce   sync.Once
 	amoClient *amocrm.Client
@@ -85,10 +88,11 @@ func Open(ctx context.Context, lookup func(string) (string, bool), logOut io.Wri
 		Metrics:  metrics.New(),
 		redisOpt: redisOpt,
 	}
+	m.relay = &jobs.OutboxRelay{Store: m.DB, Client: m.Queue, Log: m.Log.With("component", "outbox")}
 	m.install = &install.Service{
-		Store: m.DB, Exchanger: m.amoExchanger(), Sealer: m.Sealer,
-		Relay: &jobs.OutboxRelay{Store: m.DB, Client: m.Queue}, TrialDays: m.Config.TrialDays,
-		Now: time.Now, Log: m.Log,
+		Store: m.DB, Exchanger: m.amoExchanger(), Sealer: m.Sealer, Relay: m.relay,
+		TrialDays: m.Config.TrialDays, TimeZone: m.Config.DefaultTimeZone,
+		Now: time.Now, Log: m.Log, IsRevoked: install.IsRevoked,
 	}
 	return m, nil
 }
@@ -154,11 +158,19 @@ func (m *Main) Migrate(ctx context.Context, direction string, out io.Writer) err
 func (m *Main) NewAPI() (*httpapi.Server, error) {
 	inspector := asynq.NewInspector(m.redisOpt)
 	m.Metrics.Registry.MustRegister(jobs.QueueCollector{Inspector: inspector})
+	proxies, err := m.Config.TrustedProxyNets()
+	if err != nil {
+		return nil, err
+	}
 	srv, err := httpapi.New(httpapi.Deps{
 		Logger:  m.Log,
 		Metrics: m.Metrics,
 		Checks:  map[string]httpapi.Pinger{"postgres": m.DB, "redis": jobs.RedisPinger{Client: m.Redis}},
-	}, httpapi.Options{MaxBodyBytes: m.Config.MaxBodyBytes, RequestTimeout: m.Config.RequestTimeout})
+	}, httpapi.Options{MaxBodyBytes: m.Config.MaxBodyBytes, RequestTimeout: m.Config.RequestTimeout, TrustedProxies: proxies})
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := ratelimit.New(m.Redis, "http")
 	if err != nil {
 		return nil, err
 	}
@@ -179,15 +191,36 @@ func (m *Main) NewAPI() (*httpapi.Server, error) {
 		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Now: time.Now,
 		Page: widget.Pages{}, Assets: widget.Assets(),
 		WidgetFiles: widget.Files(m.Config.PublicURL),
+		Limiter:     limiter, MaxDatabases: m.Config.MaxDatabases,
 	}); err != nil {
 		return nil, err
 	}
-	// The queue UI has no login of its own: it is mounted only for local
-	// development until the admin panel puts its authentication in front of it.
-	if m.Config.Env == "development" {
-		srv.Mount("/admin/queues", asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: m.redisOpt}))
-	}
 	return srv, nil
+}
+
+// runQueueUI serves asynqmon on QUEUE_UI_ADDR (a loopback address, checked
+// by the config) until ctx ends. It has no login and can delete tasks, so it
+// is never part of the public API; reach it through an SSH tunnel.
+func (m *Main) runQueueUI(ctx context.Context) error {
+	ui := asynqmon.New(asynqmon.Options{RootPath: "/admin/queues", RedisConnOpt: m.redisOpt})
+	defer ui.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/admin/queues/", ui)
+	mux.Handle("/admin/queues", ui)
+	srv := &http.Server{Addr: m.Config.QueueUIAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", m.Config.QueueUIAddr)
+	if err != nil {
+		return fmt.Errorf("QUEUE_UI_ADDR: %w", err)
+	}
+	m.Log.Info("queue UI listening (loopback only)", "url", "http://"+ln.Addr().String()+"/admin/queues")
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("queue UI: %w", err)
+	}
+	return nil
 }
 
 // RunAPI serves HTTP on HTTP_ADDR until ctx ends.
@@ -201,7 +234,13 @@ func (m *Main) RunAPI(ctx context.Context) error {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	m.Log.Info("api listening", "addr", ln.Addr().String(), "public_url", m.Config.PublicURL)
-	return srv.Serve(ctx, ln, m.Config.ShutdownTimeout)
+	if m.Config.QueueUIAddr == "" {
+		return srv.Serve(ctx, ln, m.Config.ShutdownTimeout)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(ctx, ln, m.Config.ShutdownTimeout) })
+	g.Go(func() error { return m.runQueueUI(ctx) })
+	return g.Wait()
 }
 
 // RunWorker processes tasks and runs the periodic scheduler until ctx ends.
@@ -213,17 +252,18 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.Handle(jobs.TypeOutboxRelay, &jobs.OutboxRelay{Store: m.DB, Client: m.Queue})
-	w.Handle(install.TypeComplete, m.installer())
-	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
-		jobs.Periodic{Every: 10 * time.Second, Task: func(time.Time) *asynq.Task { return jobs.NewOutboxRelayTask() }},
-	)
+	w.Handle(jobs.TypeOutboxRelay, m.relay)
+	w.Handle(jobs.TypeInstallComplete, m.installer())
+	w.Handle(jobs.TypeInstallConfirmDisable, asynq.HandlerFunc(m.installer().ConfirmDisable))
+	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now)
 	if err != nil {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
 	g.Go(func() error { return sched.Run(ctx) })
+	// Commits wake the relay at once; the interval is the safety net.
+	g.Go(func() error { return m.relay.Run(ctx, m.Config.RelayInterval) })
 	return g.Wait()
 }
 

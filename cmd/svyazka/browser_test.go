@@ -196,6 +196,9 @@ func startRun(t *testing.T) string {
 }
 
 func stopProcess(t *testing.T, cmd *exec.Cmd, stderr *lockedBuffer) {
+	if cmd.ProcessState != nil {
+		return // already stopped
+	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

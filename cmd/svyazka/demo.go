@@ -116,11 +116,10 @@ Svyazka is running.
   Widget in amoCRM (sandbox):  %s/accounts/%d/settings/widget
   amoCRM sandbox (kanban):     %s/accounts/%d
   API:                         %s   (health: %s/readyz, metrics: %s/metrics)
-  Queues UI:                   %s/admin/queues
 
 Open the first URL: it is amoCRM's settings page of the demo account with the
 Svyazka widget installed; fill the install form, get a connector token, browse
 the event log. Press Ctrl+C to stop.
 
-`, sandboxURL, amoAccountID, sandboxURL, amoAccountID, publicURL, publicURL, publicURL, publicURL)
+`, sandboxURL, amoAccountID, sandboxURL, amoAccountID, publicURL, publicURL, publicURL)
 }

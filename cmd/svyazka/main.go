@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // clinic zones must load on hosts without a zoneinfo database
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,6 +55,18 @@ func main() {
 	}
 }
 
+// developmentByDefault makes APP_ENV default to development: `svyazka run`
+// is the laptop demo, the one command allowed to use the public development
+// key. Every other command defaults to production.
+func developmentByDefault(lookup func(string) (string, bool)) func(string) (string, bool) {
+	return func(key string) (string, bool) {
+		if v, ok := lookup(key); ok || key != "APP_ENV" {
+			return v, ok
+		}
+		return "development", true
+	}
+}
+
 // run dispatches a subcommand. It returns every failure as one error line.
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -76,6 +89,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 	}
 
+	if cmd == "run" {
+		lookup = developmentByDefault(lookup)
+	}
 	m, err := Open(ctx, lookup, stderr)
 	if err != nil {
 		return err

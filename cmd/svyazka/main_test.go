@@ -71,10 +71,12 @@ func TestBadConfigExitsWithOneLine(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"MalformedDatabaseURL": {map[string]string{"DATABASE_URL": "postgres//nohost"}, "svyazka: config: DATABASE_URL: "},
-		"ShortEncryptionKey":   {map[string]string{"ENCRYPTION_KEY": "dG9vIHNob3J0"}, "svyazka: config: ENCRYPTION_KEY: must decode to 32 bytes, got 9"},
+		"MalformedDatabaseURL": {map[string]string{"APP_ENV": "development", "DATABASE_URL": "postgres//nohost"}, "svyazka: config: DATABASE_URL: "},
+		"ShortEncryptionKey":   {map[string]string{"APP_ENV": "development", "ENCRYPTION_KEY": "dG9vIHNob3J0"}, "svyazka: config: ENCRYPTION_KEY: must decode to 32 bytes, got 9"},
 		"ProductionWithoutKey": {map[string]string{"APP_ENV": "production"}, "svyazka: config: ENCRYPTION_KEY: is required in production"},
-		"UnreachableDatabase":  {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, "svyazka: postgres at postgres://postgres@127.0.0.1:1/x?sslmode=disable: "},
+		"ProductionByDefault":  {map[string]string{}, "svyazka: config: ENCRYPTION_KEY: is required in production"},
+		"UnreachableDatabase": {map[string]string{"APP_ENV": "development", "DATABASE_URL": "postgres://postgres:pw@127.0.0.1:1/x?sslmode=disable&password=qsecret"},
+			"svyazka: postgres at postgres://postgres:xxxxx@127.0.0.1:1/x?password=xxxxx&sslmode=disable: "},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -99,7 +101,7 @@ func TestBadConfigExitsWithOneLine(t *testing.T) {
 
 func TestMigrateSubcommands(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"DATABASE_URL": storetest.NewURL(t), "REDIS_URL": redisURL(t)}
+	env := map[string]string{"APP_ENV": "development", "DATABASE_URL": storetest.NewURL(t), "REDIS_URL": redisURL(t)}
 	run := func(args ...string) string {
 		out, err := command(env, args...).Output()
 		require.NoError(t, err)

@@ -14,7 +14,9 @@ import (
 // runWidgetArchive builds the widget archive for this deployment's PUBLIC_URL
 // and validates it before writing, so a broken archive never reaches amoCRM.
 func runWidgetArchive(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
-	cfg, err := config.Load(lookup)
+	// The archive needs only PUBLIC_URL and holds no secret, so building it
+	// must not demand the production secrets.
+	cfg, err := config.Load(developmentByDefault(lookup))
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -269,7 +269,12 @@
   });
   $('page-prev').addEventListener('click', function () { events.page--; loadEvents(); });
   $('page-next').addEventListener('click', function () { events.page++; loadEvents(); });
+  // The export ends with one final line: complete, cut at the row limit
+  // (ВНИМАНИЕ) or interrupted (ОШИБКА); the last two are shown as a notice.
+  // A refused export (429: one already running) answers JSON, never CSV.
   $('events-csv').addEventListener('click', function () {
+    var btn = this;
+    btn.disabled = true;
     api('GET', '/events.csv?' + eventQuery().toString()).then(function (resp) {
       if (!resp.ok) { return json(resp); }
       return resp.blob().then(function (blob) {
@@ -279,8 +284,19 @@
         document.body.appendChild(a);
         a.click();
         a.remove();
+        return blob.slice(Math.max(0, blob.size - 1024)).text();
+      }).then(function (tail) {
+        var last = tail.trim().split('\n').pop().replace(/^"|"$/g, '');
+        if (last.indexOf('ОШИБКА') === 0 || last.indexOf('ВНИМАНИЕ') === 0) {
+          showNotice(last, true);
+        } else {
+          showNotice('', false);
+        }
       });
-    }).catch(function (e) { showNotice(e.message, true); });
+    }).catch(function (e) {
+      // A dropped connection rejects with a TypeError in the browser's language.
+      showNotice(e instanceof TypeError || !e.message ? 'Выгрузка прервана, файл не сохранён. Повторите выгрузку.' : e.message, true);
+    }).then(function () { btn.disabled = false; });
   });
 
   loadState();

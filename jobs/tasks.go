@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/svyazka/svyazka/backend/store"
+)
+
+// Task is a task as built by its constructor: type, payload and the options
+// it is enqueued with. It travels through the outbox unchanged, so a task
+// relayed later runs exactly as if it had been enqueued directly.
+type Task struct {
+	Type     string
+	Payload  []byte
+	Queue    string
+	MaxRetry int
+	Timeout  time.Duration
+	// Retention keeps a finished task's id in Redis, so a second enqueue of
+	// the same id (a relay repeating itself after a crash) is refused.
+	Retention time.Duration
+	// ID is the task's domain key (unique for all time, e.g. the entity key
+	// and its revision); empty means "a fresh UUID".
+	ID string
+}
+
+// Outbox converts the task into the outbox row that carries it.
+func (t Task) Outbox() store.OutboxMessage {
+	return store.OutboxMessage{TaskID: t.ID, TaskType: t.Type, Payload: t.Payload, Queue: t.Queue,
+		MaxRetry: t.MaxRetry, TimeoutSeconds: int((t.Timeout + time.Second - 1) / time.Second),
+		RetentionSeconds: int(t.Retention / time.Second)}
+}
+
+// asynqTask rebuilds the asynq task and its options from an outbox row.
+func asynqTask(m store.OutboxMessage) (*asynq.Task, []asynq.Option) {
+	opts := []asynq.Option{asynq.Queue(m.Queue), asynq.TaskID(m.TaskID), asynq.MaxRetry(m.MaxRetry),
+		asynq.Timeout(time.Duration(m.TimeoutSeconds) * time.Second)}
+	if m.RetentionSeconds > 0 {
+		opts = append(opts, asynq.Retention(time.Duration(m.RetentionSeconds)*time.Second))
+	}
+	return asynq.NewTask(m.TaskType, m.Payload), opts
+}
+
+func newTask(taskType string, payload any, queue string, maxRetry int, timeout time.Duration) (Task, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return Task{}, fmt.Errorf("jobs: %s payload: %w", taskType, err)
+	}
+	return Task{Type: taskType, Payload: raw, Queue: queue, MaxRetry: maxRetry, Timeout: timeout, Retention: 24 * time.Hour}, nil
+}
+
+// ErrBadPayload marks a payload that can never be processed; handlers wrap
+// it with asynq.SkipRetry.
+var ErrBadPayload = errors.New("jobs: bad payload")
+
+func decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("%w: %s: %v: %w", ErrBadPayload, t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
+
+// Task types. Names are area:action.
+const (
+	// TypeInstallComplete exchanges an install's authorization code and
+	// creates or re-activates the account.
+	TypeInstallComplete = "install:complete"
+	// TypeInstallConfirmDisable asks amoCRM whether a disable hook is real
+	// (our token answers 401) before the account is uninstalled.
+	TypeInstallConfirmDisable = "install:confirm-disable"
+)
+
+// InstallCompletePayload is the payload of TypeInstallComplete.
+type InstallCompletePayload struct {
+	// SealedCode is the authorization code sealed with the install context.
+	SealedCode string `json:"sealed_code"`
+	Referer    string `json:"referer"`
+	FromWidget bool   `json:"from_widget"`
+	ReceivedAt int64  `json:"received_at"`
+}
+
+// NewInstallCompleteTask builds TypeInstallComplete: critical queue, a few
+// retries within the code's 20-minute life, one minute per attempt.
+func NewInstallCompleteTask(p InstallCompletePayload) (Task, error) {
+	return newTask(TypeInstallComplete, p, QueueCritical, 8, time.Minute)
+}
+
+// ParseInstallComplete decodes a TypeInstallComplete payload; a bad one is
+// permanent (wraps asynq.SkipRetry).
+func ParseInstallComplete(t *asynq.Task) (InstallCompletePayload, error) {
+	var p InstallCompletePayload
+	err := decode(t, &p)
+	return p, err
+}
+
+// InstallConfirmDisablePayload is the payload of TypeInstallConfirmDisable.
+type InstallConfirmDisablePayload struct {
+	AmoAccountID int64 `json:"amo_account_id"`
+	ReceivedAt   int64 `json:"received_at"`
+}
+
+// NewInstallConfirmDisableTask builds TypeInstallConfirmDisable. Hooks for
+// one account within a minute are one task (their id is the account and the
+// minute), so a replayed hook URL cannot flood amoCRM with checks.
+func NewInstallConfirmDisableTask(p InstallConfirmDisablePayload) (Task, error) {
+	t, err := newTask(TypeInstallConfirmDisable, p, QueueCritical, 10, time.Minute)
+	t.ID = "install:confirm-disable:" + strconv.FormatInt(p.AmoAccountID, 10) + ":" + strconv.FormatInt(p.ReceivedAt/60, 10)
+	return t, err
+}
+
+// ParseInstallConfirmDisable decodes a TypeInstallConfirmDisable payload.
+func ParseInstallConfirmDisable(t *asynq.Task) (InstallConfirmDisablePayload, error) {
+	var p InstallConfirmDisablePayload
+	err := decode(t, &p)
+	return p, err
+}
