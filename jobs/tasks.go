@@ -119,3 +119,14 @@ func ParseInstallConfirmDisable(t *asynq.Task) (InstallConfirmDisablePayload, er
 	err := decode(t, &p)
 	return p, err
 }
+
+// TypeConnectorCheck marks disconnected the connectors whose heartbeats
+// stopped, logging each change once. It is periodic; its slot id makes it
+// run once per slot however many schedulers fire it.
+const TypeConnectorCheck = "connector:check"
+
+// NewConnectorCheckTask builds TypeConnectorCheck (low queue, no retry: the
+// next slot runs it again).
+func NewConnectorCheckTask() *asynq.Task {
+	return asynq.NewTask(TypeConnectorCheck, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(time.Minute))
+}

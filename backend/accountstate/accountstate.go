@@ -93,6 +93,15 @@ func (r Reason) Label() string {
 	return string(r)
 }
 
+// Connectors send a heartbeat every HeartbeatInterval; one not heard from
+// for ConnectorStaleAfter counts as disconnected (shown at once, and
+// recorded with an event by the periodic check every ConnectorCheckEvery).
+const (
+	HeartbeatInterval   = time.Minute
+	ConnectorStaleAfter = 3 * time.Minute
+	ConnectorCheckEvery = 5 * time.Minute
+)
+
 // Database is what is stored about one clinic database.
 type Database struct {
 	Name      string
@@ -100,6 +109,18 @@ type Database struct {
 	Database  LinkStatus
 	// Detail is the connector's user-safe reason when the database is unreachable.
 	Detail string
+	// SeenAt is the connector's last heartbeat (nil: never).
+	SeenAt *time.Time
+}
+
+// Effective returns the database's links at now: a connector silent for
+// ConnectorStaleAfter is disconnected, and then nothing is known about its
+// database (the last report is kept as it was).
+func (d Database) Effective(now time.Time) Database {
+	if d.Connector == Connected && (d.SeenAt == nil || now.Sub(*d.SeenAt) > ConnectorStaleAfter) {
+		d.Connector = Disconnected
+	}
+	return d
 }
 
 // Facts are an account's stored facts at a moment.
@@ -230,6 +251,7 @@ func Evaluate(f Facts) Overview {
 	}
 	working := 0
 	for _, d := range f.Databases {
+		d = d.Effective(f.Now)
 		v := DatabaseView{Connector: ConnectorStatus(d.Connector), Database: DatabaseStatus(d.Database, d.Detail)}
 		o.Databases = append(o.Databases, v)
 		if v.Working() {

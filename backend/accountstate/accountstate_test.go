@@ -19,7 +19,35 @@ func trial(days int) billing.Subscription {
 }
 
 func db(name string, conn, dbs accountstate.LinkStatus) accountstate.Database {
-	return accountstate.Database{Name: name, Connector: conn, Database: dbs}
+	seen := now.Add(-time.Minute)
+	return accountstate.Database{Name: name, Connector: conn, Database: dbs, SeenAt: &seen}
+}
+
+func TestConnectorGoesStale(t *testing.T) {
+	t.Parallel()
+	at := func(ago time.Duration) *time.Time { t := now.Add(-ago); return &t }
+	tests := []struct {
+		name string
+		in   accountstate.Database
+		want accountstate.LinkStatus
+	}{
+		{"FreshHeartbeat", accountstate.Database{Connector: accountstate.Connected, SeenAt: at(time.Minute)}, accountstate.Connected},
+		{"JustInside", accountstate.Database{Connector: accountstate.Connected, SeenAt: at(accountstate.ConnectorStaleAfter)}, accountstate.Connected},
+		{"ErrSilent", accountstate.Database{Connector: accountstate.Connected, SeenAt: at(accountstate.ConnectorStaleAfter + time.Second)}, accountstate.Disconnected},
+		{"ErrNeverSeen", accountstate.Database{Connector: accountstate.Connected}, accountstate.Disconnected},
+		{"UnknownStaysUnknown", accountstate.Database{Connector: accountstate.Unknown}, accountstate.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, tt.in.Effective(now).Connector)
+		})
+	}
+	f := accountstate.Facts{InstallFormDone: true, Subscription: trial(14), Setup: accountstate.SetupConfigured, Now: now,
+		Databases: []accountstate.Database{{Name: "Центр", Connector: accountstate.Connected, Database: accountstate.Connected, SeenAt: at(time.Hour)}}}
+	ov := accountstate.Evaluate(f)
+	require.False(t, ov.Start.Allowed, "a silent connector cannot carry a sync")
+	require.Contains(t, ov.Problems[accountstate.TabIntegration], "нет связи с коннектором")
 }
 
 func TestEvaluateStart(t *testing.T) {

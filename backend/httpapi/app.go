@@ -115,6 +115,12 @@ type databaseJSON struct {
 	Connector     statusJSON `json:"connector"`
 	Database      statusJSON `json:"database"`
 	CheckedAt     *time.Time `json:"checked_at"`
+	TimeZone      string     `json:"time_zone"`
+	LastSeenAt    *time.Time `json:"last_seen_at"`
+	Hostname      string     `json:"hostname"`
+	SourceVersion string     `json:"source_version"`
+	Pending       int64      `json:"pending"`
+	InitialLoad   bool       `json:"initial_load_done"`
 }
 
 type stateJSON struct {
@@ -154,12 +160,14 @@ type labelJSON struct {
 // databaseFacts converts a stored database for the state rules.
 func databaseFacts(d store.ClinicDatabase) accountstate.Database {
 	return accountstate.Database{Name: d.Name, Connector: accountstate.ParseLinkStatus(d.ConnectorStatus),
-		Database: accountstate.ParseLinkStatus(d.DBStatus), Detail: d.DBStatusDetail}
+		Database: accountstate.ParseLinkStatus(d.DBStatus), Detail: d.DBStatusDetail, SeenAt: d.ConnectorSeenAt}
 }
 
 func databaseOf(d store.ClinicDatabase, v accountstate.DatabaseView) databaseJSON {
 	return databaseJSON{ID: d.ID, Name: d.Name, Source: d.Source, TokenIssuedAt: d.TokenIssuedAt,
-		Connector: statusOf(v.Connector), Database: statusOf(v.Database), CheckedAt: d.StatusCheckedAt}
+		Connector: statusOf(v.Connector), Database: statusOf(v.Database), CheckedAt: d.StatusCheckedAt,
+		TimeZone: d.TimeZone, LastSeenAt: d.ConnectorSeenAt, Hostname: d.InstanceHostname, SourceVersion: d.SourceVersion,
+		Pending: d.OutboxPending, InitialLoad: d.InitialLoadDone}
 }
 
 func (a *appRoutes) state(c echo.Context) error {
@@ -290,7 +298,7 @@ func (a *appRoutes) issueToken(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	f := databaseFacts(d)
+	f := databaseFacts(d).Effective(a.cfg.Now())
 	view := accountstate.DatabaseView{Connector: accountstate.ConnectorStatus(f.Connector), Database: accountstate.DatabaseStatus(f.Database, f.Detail)}
 	return c.JSON(http.StatusOK, map[string]any{"token": token, "database": databaseOf(d, view)})
 }

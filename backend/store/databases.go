@@ -29,6 +29,15 @@ type ClinicDatabase struct {
 	StatusCheckedAt  *time.Time
 	CreatedAt        time.Time
 	DisconnectedAt   *time.Time
+	// TimeZone is the clinic's IANA zone: IDENT stores naive local times.
+	TimeZone          string
+	InstanceID        *string
+	InstanceHostname  string
+	PairedAt          *time.Time
+	SourceVersion     string
+	OutboxPending     int64
+	InitialLoadDone   bool
+	DBStatusChangedAt *time.Time `gorm:"column:db_status_changed_at"`
 }
 
 // TableName implements gorm's Tabler.
@@ -54,6 +63,10 @@ type TokenRequest struct {
 	// MaxDatabases caps the account's databases (a new one beyond it fails
 	// with ErrTooManyDatabases).
 	MaxDatabases int
+	// Name and TimeZone describe a new database; empty means «База N» and
+	// DefaultTimeZone.
+	Name     string
+	TimeZone string
 }
 
 // ErrTooManyDatabases refuses a database beyond the account's cap.
@@ -81,7 +94,14 @@ func (db *DB) IssueConnectorToken(ctx context.Context, req TokenRequest) (Clinic
 			if n >= int64(req.MaxDatabases) {
 				return ErrTooManyDatabases
 			}
-			d = ClinicDatabase{AccountID: accountID, Source: "ident", Name: fmt.Sprintf("База %d", n+1),
+			name, zone := req.Name, req.TimeZone
+			if name == "" {
+				name = fmt.Sprintf("База %d", n+1)
+			}
+			if zone == "" {
+				zone = DefaultTimeZone
+			}
+			d = ClinicDatabase{AccountID: accountID, Source: "ident", Name: name, TimeZone: zone,
 				TokenHash: tokenHash, TokenIssuedAt: &now, ConnectorStatus: "unknown", DBStatus: "unknown"}
 			if err := tx.Create(&d).Error; err != nil {
 				return err
@@ -94,8 +114,17 @@ func (db *DB) IssueConnectorToken(ctx context.Context, req TokenRequest) (Clinic
 			if err != nil {
 				return err
 			}
-			d.TokenHash, d.TokenIssuedAt, d.ConnectorStatus = tokenHash, &now, "disconnected"
-			if err := tx.Model(&d).Updates(map[string]any{"token_hash": tokenHash, "token_issued_at": now, "connector_status": "disconnected"}).Error; err != nil {
+			// The old token is remembered as revoked (its connector is told
+			// so), and the pairing ends: the new token pairs afresh.
+			if len(d.TokenHash) > 0 {
+				if err := tx.Exec("INSERT INTO revoked_connector_tokens (token_hash, database_id, revoked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+					d.TokenHash, d.ID, now).Error; err != nil {
+					return err
+				}
+			}
+			d.TokenHash, d.TokenIssuedAt, d.ConnectorStatus, d.InstanceID, d.PairedAt = tokenHash, &now, "disconnected", nil, nil
+			if err := tx.Model(&d).Updates(map[string]any{"token_hash": tokenHash, "token_issued_at": now, "connector_status": "disconnected",
+				"instance_id": nil, "paired_at": nil}).Error; err != nil {
 				return err
 			}
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/svyazka/svyazka/connector/agent"
+	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/config"
 	"github.com/svyazka/svyazka/connector/pairing"
 )
@@ -31,12 +32,15 @@ var version = "dev"
 // or given; set at build time with -ldflags "-X main.defaultBackendURL=https://…".
 var defaultBackendURL = ""
 
-// openSource opens the clinic database at dsn; since, when not zero, limits
-// the initial load. The IDENT reader, connector/ident.Open, is what this
-// variable is set to once it is wired into the build; until then every DSN
-// is refused, and the agent reports the database as not connected.
+// openSource opens the clinic database at dsn with the IDENT reader
+// (sqlserver:// for a real IDENT, postgres:// for the stand-in); since, when
+// not zero, starts the reception window of the initial load.
 var openSource = func(ctx context.Context, dsn string, since time.Time) (agent.Source, error) {
-	return nil, errors.New("источник не подключён в этой сборке")
+	r, err := ident.OpenOptions(ctx, dsn, ident.Options{Since: since})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // serviceName is the Windows service's key name.

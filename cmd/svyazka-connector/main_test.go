@@ -13,6 +13,7 @@ import (
 
 	"github.com/svyazka/svyazka/connector/agent"
 	"github.com/svyazka/svyazka/connector/agent/agenttest"
+	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/config"
 	"github.com/svyazka/svyazka/connector/pairing"
 )
@@ -128,9 +129,10 @@ func TestRunSavesFlagsAndDelivers(t *testing.T) {
 	require.Equal(t, c.InstanceID, hbs[0].InstanceID)
 }
 
-func TestOpenSourceIsNotWiredYet(t *testing.T) {
-	_, err := openSource(context.Background(), "sqlserver://x", time.Time{})
-	require.EqualError(t, err, "источник не подключён в этой сборке")
+func TestOpenSourceIsTheIdentReader(t *testing.T) {
+	_, err := openSource(context.Background(), "sqlserver://readonly_user:pw@127.0.0.1:1?database=PZ", time.Time{})
+	require.ErrorIs(t, err, ident.ErrUnreachable, "a real DSN reaches the IDENT reader")
+	require.NotContains(t, err.Error(), "pw@", "the password never shows")
 	require.False(t, errors.Is(err, context.Canceled))
 }
 

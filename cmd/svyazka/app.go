@@ -19,6 +19,7 @@ import (
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/amocrm/sandbox"
+	"github.com/svyazka/svyazka/backend/accountstate"
 	"github.com/svyazka/svyazka/backend/config"
 	"github.com/svyazka/svyazka/backend/httpapi"
 	"github.com/svyazka/svyazka/backend/install"
@@ -195,6 +196,10 @@ func (m *Main) NewAPI() (*httpapi.Server, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := srv.RegisterConnector(httpapi.ConnectorConfig{Store: m.DB, Limiter: limiter, Now: time.Now,
+		HeartbeatInterval: accountstate.HeartbeatInterval}); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -255,7 +260,10 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	w.Handle(jobs.TypeOutboxRelay, m.relay)
 	w.Handle(jobs.TypeInstallComplete, m.installer())
 	w.Handle(jobs.TypeInstallConfirmDisable, asynq.HandlerFunc(m.installer().ConfirmDisable))
-	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now)
+	w.Handle(jobs.TypeConnectorCheck, &jobs.ConnectorCheck{Store: m.DB, StaleAfter: accountstate.ConnectorStaleAfter, Now: time.Now, Log: m.Log})
+	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
+		jobs.Periodic{Every: accountstate.ConnectorCheckEvery, Task: func(time.Time) *asynq.Task { return jobs.NewConnectorCheckTask() }},
+	)
 	if err != nil {
 		return err
 	}
