@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/svyazka/svyazka/connector/agent"
-	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/config"
+	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/pairing"
 )
 

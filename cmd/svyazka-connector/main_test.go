@@ -13,8 +13,8 @@ import (
 
 	"github.com/svyazka/svyazka/connector/agent"
 	"github.com/svyazka/svyazka/connector/agent/agenttest"
-	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/config"
+	"github.com/svyazka/svyazka/connector/ident"
 	"github.com/svyazka/svyazka/connector/pairing"
 )
 
