@@ -132,20 +132,22 @@ func (db *DB) RecordHeartbeat(ctx context.Context, in HeartbeatInput) error {
 		if d.InstanceID == nil {
 			updates["instance_id"] = in.InstanceID // a connector paired before pairing existed
 		}
-		if d.DBStatus != dbStatus {
+		// Updates writes the new values into d; keep what was there.
+		wasConnector, wasDB := d.ConnectorStatus, d.DBStatus
+		if wasDB != dbStatus {
 			updates["db_status_changed_at"] = in.Now
 		}
-		if err := tx.Model(&d).Updates(updates).Error; err != nil {
+		if err := tx.Model(&ClinicDatabase{}).Where("id = ?", d.ID).Updates(updates).Error; err != nil {
 			return err
 		}
-		if d.ConnectorStatus != "connected" {
+		if wasConnector != "connected" {
 			if err := RecordTx(tx, eventlog.Event{AccountID: d.AccountID, DatabaseID: &d.ID, Type: eventlog.TypeDatabaseConnected,
 				Message: fmt.Sprintf("«%s»: связь с коннектором установлена.", d.Name)}); err != nil {
 				return err
 			}
 		}
 		switch {
-		case d.DBStatus == dbStatus:
+		case wasDB == dbStatus:
 		case in.DatabaseUp:
 			return RecordTx(tx, eventlog.Event{AccountID: d.AccountID, DatabaseID: &d.ID, Type: eventlog.TypeDatabaseConnected,
 				Message: fmt.Sprintf("«%s»: подключение к базе IDENT выполнено.", d.Name), Details: map[string]any{"source_version": in.SourceVersion}})

@@ -117,8 +117,8 @@ func (db *DB) IssueConnectorToken(ctx context.Context, req TokenRequest) (Clinic
 			// The old token is remembered as revoked (its connector is told
 			// so), and the pairing ends: the new token pairs afresh.
 			if len(d.TokenHash) > 0 {
-				if err := tx.Exec("INSERT INTO revoked_connector_tokens (token_hash, database_id, revoked_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-					d.TokenHash, d.ID, now).Error; err != nil {
+				if err := tx.Table("revoked_connector_tokens").Clauses(clause.OnConflict{DoNothing: true}).
+					Create(map[string]any{"token_hash": d.TokenHash, "database_id": d.ID, "revoked_at": now}).Error; err != nil {
 					return err
 				}
 			}
