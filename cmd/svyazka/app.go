@@ -324,6 +324,7 @@ func (m *Main) RunAll(ctx context.Context, out io.Writer) error {
 			return nil
 		}
 		printDemo(out, m.Config.PublicURL, m.Config.AmoBaseURL, amoID)
+		m.startDemoClinic(ctx, amoID, out)
 		return nil
 	})
 	return g.Wait()
