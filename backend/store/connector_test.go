@@ -147,7 +147,7 @@ func TestConnectorTokensPairingAndHeartbeats(t *testing.T) {
 		msgs = append(msgs, e.Message)
 	}
 	require.Len(t, msgs, 6, "%q", msgs)
-	require.Contains(t, msgs[0], "IDENT-SRV")          // paired
+	require.Contains(t, msgs[0], "IDENT-SRV")           // paired
 	require.Contains(t, msgs[1], "связь с коннектором") // first heartbeat
 	require.Contains(t, msgs[2], "подключение к базе IDENT выполнено")
 	require.Contains(t, msgs[3], "Неверный логин или пароль")

@@ -22,7 +22,10 @@ import (
 // screenshots go to a git-ignored folder at the repository root.
 var screenshotDir = filepath.Join("..", "..", ".artifacts", "screenshots")
 
-var widgetURLLine = regexp.MustCompile(`Widget in amoCRM \(sandbox\):\s+(\S+)`)
+var (
+	widgetURLLine = regexp.MustCompile(`Widget in amoCRM \(sandbox\):\s+(\S+)`)
+	apiURLLine    = regexp.MustCompile(`^\s*API:\s+(\S+)`)
+)
 
 // TestBrowserWidget is the widget's whole path in a real browser: `svyazka
 // run` installs the widget in its sandbox account; Debian's chromium opens
@@ -160,6 +163,14 @@ func TestBrowserWidget(t *testing.T) {
 // its own, and returns the printed widget URL.
 func startRun(t *testing.T) string {
 	t.Helper()
+	widgetURL, _ := startRunURLs(t)
+	return widgetURL
+}
+
+// startRunURLs is startRun that also returns the printed API URL (the
+// backend a connector talks to).
+func startRunURLs(t *testing.T) (widgetURL, apiURL string) {
+	t.Helper()
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	env := map[string]string{
 		"DATABASE_URL": storetest.NewURL(t),
@@ -177,22 +188,32 @@ func startRun(t *testing.T) string {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { stopProcess(t, cmd, &stderr) })
 
-	found := make(chan string, 1)
+	type urls struct{ widget, api string }
+	found := make(chan urls, 1)
 	go func() {
-		sc := bufio.NewScanner(stdout)
+		var u urls
+		sent := false
+		sc := bufio.NewScanner(stdout) // drained to the end, so the child never blocks on a full pipe
 		for sc.Scan() {
 			if m := widgetURLLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				u.widget = m[1]
+			}
+			if m := apiURLLine.FindStringSubmatch(sc.Text()); m != nil {
+				u.api = m[1]
+			}
+			if !sent && u.widget != "" && u.api != "" {
+				found <- u
+				sent = true
 			}
 		}
 	}()
 	select {
 	case u := <-found:
-		return u
+		return u.widget, u.api
 	case <-time.After(60 * time.Second):
-		t.Fatalf("svyazka run printed no widget URL:\n%s", stderr.String())
+		t.Fatalf("svyazka run printed no widget and API URLs:\n%s", stderr.String())
 	}
-	return ""
+	return "", ""
 }
 
 func stopProcess(t *testing.T, cmd *exec.Cmd, stderr *lockedBuffer) {

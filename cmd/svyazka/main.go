@@ -31,6 +31,13 @@ Commands:
   amocrm-sandbox   serve the amoCRM sandbox alone (--addr, --client-id, --client-secret,
                    --redirect-uri, --snapshot)
   widget-archive   write the amoCRM widget archive (-o widget.zip) for PUBLIC_URL
+  admin database add ACCOUNT --name NAME [--time-zone ZONE]
+                   add a clinic database and print its connector token
+  admin status ACCOUNT
+                   print an account's databases and their links as JSON
+  admin help       show the support commands
+  demo-clinic      create a sample IDENT database in PostgreSQL (--dsn URL [--patients N]
+                   [--live]) for the connector to read
   version          print the version
   help             show this help
 
@@ -84,6 +91,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		return runSandbox(ctx, rest, lookup, stdout, stderr)
 	case "widget-archive":
 		return runWidgetArchive(rest, lookup, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, lookup, stdout, stderr)
+	case "demo-clinic":
+		return runDemoClinic(ctx, rest, stdout, stderr)
 	case "api", "worker", "migrate", "run":
 	default:
 		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)

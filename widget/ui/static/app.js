@@ -18,6 +18,7 @@
     }
     return fetch('/api/app/v1' + path, opts).then(function (resp) {
       if (resp.status === 401) {
+        poll.stopped = true; // the session ended: polling cannot succeed again
         return resp.json().then(function (b) { showNotice(b.error.message, true); throw new Error(b.error.message); });
       }
       return resp;
@@ -67,13 +68,52 @@
   });
 
   // State -----------------------------------------------------------------
+  // The state is polled every POLL_MS while the page is visible, so a
+  // connector's first heartbeat shows without a reload; a hidden page (another
+  // amoCRM tab, a minimised window) polls nothing and catches up when shown.
+  var POLL_MS = 5000;
+  var poll = { timer: null, seq: 0, applied: 0, failed: false, stopped: false, checkedAt: null };
+
+  // loadState fetches the state and renders it; a response older than one
+  // already shown is dropped (a poll may cross a «Проверить сейчас»).
   function loadState() {
+    var seq = ++poll.seq;
     return api('GET', '/state').then(json).then(function (s) {
+      if (seq < poll.applied) { return; }
+      poll.applied = seq;
       state = s;
       tz = s.account.timezone || tz;
+      poll.checkedAt = new Date();
+      if (poll.failed) { poll.failed = false; showNotice('', false); }
       render();
-    }).catch(function (e) { showNotice(e.message, true); });
+    }).catch(function (e) {
+      if (poll.stopped) { return; } // the 401 notice stays
+      poll.failed = true;
+      showNotice(e instanceof TypeError ? 'Нет связи с сервером «Связки». Статусы обновятся, когда связь восстановится.' : e.message, true);
+    });
   }
+
+  function schedulePoll() {
+    window.clearTimeout(poll.timer);
+    poll.timer = null;
+    if (poll.stopped || document.visibilityState !== 'visible') { return; }
+    poll.timer = window.setTimeout(function () {
+      loadState().then(schedulePoll);
+    }, POLL_MS);
+  }
+
+  function refreshNow() {
+    return loadState().then(schedulePoll);
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (document.visibilityState === 'visible') {
+      refreshNow();
+    } else {
+      window.clearTimeout(poll.timer);
+      poll.timer = null;
+    }
+  });
 
   function dot(kind) { return el('i', 'dot ' + (kind || '')); }
 
@@ -84,11 +124,73 @@
     return span;
   }
 
+  // status is one link as ✅/🔴 and its label; the icons are drawn in CSS
+  // (no emoji font needed), the emoji is their accessible name.
   function status(st) {
-    var span = withDot(st.state === 'connected' ? 'ok' : '', st.label);
-    span.className = 'status ' + st.state;
+    var ok = st.state === 'connected';
+    var span = el('span', 'status ' + st.state);
+    var icon = el('i', 'icon ' + (ok ? 'ok' : 'bad'));
+    icon.setAttribute('role', 'img');
+    icon.setAttribute('aria-label', ok ? '✅' : '🔴');
+    span.appendChild(icon);
+    span.appendChild(el('span', 'label', st.label));
     if (st.hint) { span.title = st.hint; }
     return span;
+  }
+
+  // Which «Что проверить?» expanders are open, so a poll keeps them open.
+  var openHelp = {};
+
+  function statusCell(d, kind) {
+    var st = d[kind];
+    var td = el('td', kind + '-status');
+    td.appendChild(status(st));
+    if (st.state === 'connected') { return td; }
+    if (st.hint) { td.appendChild(el('div', 'hint', st.hint)); }
+    var help = $('check-help').content.firstElementChild.cloneNode(true);
+    var key = d.id + ':' + kind;
+    help.open = !!openHelp[key];
+    help.addEventListener('toggle', function () { openHelp[key] = help.open; });
+    td.appendChild(help);
+    return td;
+  }
+
+  function meta(label, value) {
+    var div = el('div', 'meta');
+    div.appendChild(el('span', 'muted', label + ': '));
+    div.appendChild(el('span', 'value', value));
+    return div;
+  }
+
+  function databaseRow(d, canIssue, issueTitle) {
+    var tr = el('tr');
+    tr.dataset.id = d.id;
+    var name = el('td', 'db-name');
+    name.appendChild(el('div', 'name', d.name));
+    name.appendChild(meta('Сервер', d.hostname || '—'));
+    var seen = meta('Последняя связь', d.last_seen_at ? fmtDate(d.last_seen_at, true) : 'ещё не было');
+    seen.classList.add('last-seen');
+    name.appendChild(seen);
+    name.appendChild(meta('Часовой пояс базы', d.time_zone || '—'));
+    if (d.source_version) {
+      var version = meta('Версия базы', d.source_version);
+      version.classList.add('clip');
+      version.title = d.source_version;
+      name.appendChild(version);
+    }
+    if (d.last_seen_at && !d.initial_load_done) { name.appendChild(el('div', 'meta wait', 'Идёт первая загрузка данных…')); }
+    if (d.pending > 0) { name.appendChild(meta('В очереди коннектора', String(d.pending))); }
+    tr.appendChild(name);
+    tr.appendChild(statusCell(d, 'connector'));
+    tr.appendChild(statusCell(d, 'database'));
+    var act = el('td');
+    var again = el('button', 'btn small', 'Новый токен');
+    again.disabled = !canIssue;
+    again.title = issueTitle || 'Выдать новый токен; коннектор с прежним токеном отключится';
+    again.addEventListener('click', function () { issueToken(d.id, d.name); });
+    act.appendChild(again);
+    tr.appendChild(act);
+    return tr;
   }
 
   function render() {
@@ -101,28 +203,20 @@
       t.title = problem || '';
     });
     $('install-form').hidden = state.account.install_form_done;
-    $('get-token').disabled = !state.account.install_form_done;
+    var isAdmin = !!(state.user && state.user.is_admin);
+    var issueTitle = !isAdmin ? 'Доступно администратору аккаунта amoCRM'
+      : (!state.account.install_form_done ? 'Сначала заполните данные установки' : '');
+    var canIssue = isAdmin && state.account.install_form_done;
+    $('get-token').disabled = !canIssue;
+    $('get-token').title = issueTitle;
 
     var tbody = $('databases').querySelector('tbody');
     tbody.textContent = '';
-    state.databases.forEach(function (d) {
-      var tr = el('tr');
-      tr.dataset.id = d.id;
-      tr.appendChild(el('td', '', d.name));
-      var c1 = el('td'); c1.appendChild(status(d.connector));
-      if (d.connector.hint) { c1.appendChild(el('div', 'hint', d.connector.hint)); }
-      var c2 = el('td'); c2.appendChild(status(d.database));
-      if (d.database.hint) { c2.appendChild(el('div', 'hint', d.database.hint)); }
-      tr.appendChild(c1); tr.appendChild(c2);
-      var act = el('td');
-      var again = el('button', 'btn small', 'Новый токен');
-      again.addEventListener('click', function () { issueToken(d.id, d.name); });
-      act.appendChild(again);
-      tr.appendChild(act);
-      tbody.appendChild(tr);
-    });
+    state.databases.forEach(function (d) { tbody.appendChild(databaseRow(d, isAdmin, isAdmin ? '' : issueTitle)); });
     $('databases-empty').hidden = state.databases.length > 0;
     $('databases').hidden = state.databases.length === 0;
+    $('checked-at').textContent = poll.checkedAt ? 'Обновлено в ' + poll.checkedAt.toLocaleTimeString('ru-RU', { timeZone: tz }) +
+      ' (время указано в часовом поясе аккаунта, ' + tz + ').' : '';
 
     $('start-sync').disabled = !state.start.enabled;
     var missing = $('start-missing');
@@ -299,6 +393,11 @@
     }).then(function () { btn.disabled = false; });
   });
 
-  loadState();
-  window.setInterval(loadState, 60000);
+  $('check-now').addEventListener('click', function () {
+    var btn = this;
+    btn.disabled = true;
+    refreshNow().then(function () { btn.disabled = false; });
+  });
+
+  refreshNow();
 })();
