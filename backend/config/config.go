@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/sealer"
 )
 
@@ -223,8 +224,8 @@ func (c Config) Validate() error {
 	if c.AmoBatchSize < 1 || c.AmoBatchSize > 250 {
 		return bad("AMOCRM_BATCH_SIZE", "must be between 1 and 250, got %d", c.AmoBatchSize)
 	}
-	if c.AmoRateLimit < 1 || c.AmoRateLimit > 7 {
-		return bad("AMOCRM_RATE_LIMIT", "must be between 1 and 7 (amoCRM's limit), got %d", c.AmoRateLimit)
+	if c.AmoRateLimit < 1 || c.AmoRateLimit > amocrm.MaxRatePerSecond {
+		return bad("AMOCRM_RATE_LIMIT", "must be between 1 and %d (amoCRM's limit), got %d", amocrm.MaxRatePerSecond, c.AmoRateLimit)
 	}
 	if c.TrialDays < 0 || c.TrialDays > 365 {
 		return bad("TRIAL_DAYS", "must be between 0 and 365, got %d", c.TrialDays)

@@ -18,10 +18,15 @@ import (
 	"github.com/svyazka/svyazka/backend/store"
 )
 
-// raw sends a request with a body exactly as given.
+// raw sends a request with a body exactly as given; path is relative to
+// the server or a full URL.
 func (e *widgetEnv) raw(method, path string, headers map[string]string, body io.Reader) reply {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.ts.URL+path, body)
+	u := path
+	if !strings.HasPrefix(path, "http") {
+		u = e.ts.URL + path
+	}
+	req, err := http.NewRequest(method, u, body)
 	require.NoError(e.t, err)
 	for k, v := range headers {
 		req.Header.Set(k, v)

@@ -125,28 +125,16 @@ func (r reply) json(t *testing.T) map[string]any {
 func (e *widgetEnv) do(method, path string, headers map[string]string, body any) reply {
 	e.t.Helper()
 	var rd io.Reader
+	all := map[string]string{}
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = strings.NewReader(string(b))
-	}
-	u := path
-	if !strings.HasPrefix(path, "http") {
-		u = e.ts.URL + path
-	}
-	req, err := http.NewRequest(method, u, rd)
-	require.NoError(e.t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		all["Content-Type"] = "application/json"
 	}
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		all[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	return reply{resp.StatusCode, resp.Header, b}
+	return e.raw(method, path, all, rd)
 }
 
 var sessionMeta = regexp.MustCompile(`<meta name="svyazka-session" content="([^"]+)">`)

@@ -67,6 +67,8 @@ type TokenRequest struct {
 	// DefaultTimeZone.
 	Name     string
 	TimeZone string
+	// BySupport marks a token issued by Svyazka's support (UserID is then 0).
+	BySupport bool
 }
 
 // ErrTooManyDatabases refuses a database beyond the account's cap.
@@ -129,12 +131,16 @@ func (db *DB) IssueConnectorToken(ctx context.Context, req TokenRequest) (Clinic
 			}
 		}
 		msg := fmt.Sprintf("Выдан токен подключения для «%s» (пользователь amoCRM #%d).", d.Name, userID)
+		details := map[string]any{"user_id": userID}
+		if req.BySupport {
+			msg = fmt.Sprintf("База «%s» добавлена службой поддержки Связки; токен подключения выдан поддержкой.", d.Name)
+			details = map[string]any{"issued_by": "support", "time_zone": d.TimeZone}
+		}
 		if databaseID != 0 {
 			msg += " Прежний токен этой базы больше не действует."
 		}
 		return RecordTx(tx, eventlog.Event{AccountID: accountID, DatabaseID: &d.ID, Type: eventlog.TypeTokenIssued,
-			Message: msg,
-			Details: map[string]any{"user_id": userID}})
+			Message: msg, Details: details})
 	})
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooManyDatabases) {
 		return ClinicDatabase{}, err
