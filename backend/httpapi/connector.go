@@ -173,12 +173,12 @@ func (r *connectorRoutes) heartbeat(c echo.Context) error {
 		return apperr.New(apperr.Invalid, "Поле «pending» не может быть отрицательным.")
 	}
 	if err := errors.Join(checkInstance(req.InstanceID), checkShortText("connector_version", req.ConnectorVersion, 64),
-		checkShortText("detail", req.Detail, 300), checkShortText("source_version", req.SourceVersion, 200)); err != nil {
+		checkShortText("hostname", req.Hostname, 255), checkShortText("detail", req.Detail, 300), checkShortText("source_version", req.SourceVersion, 200)); err != nil {
 		return firstAppErr(err)
 	}
 	cc := callerOf(c)
 	err := r.cfg.Store.RecordHeartbeat(c.Request().Context(), store.HeartbeatInput{DatabaseID: cc.db.ID, InstanceID: req.InstanceID,
-		ConnectorVersion: req.ConnectorVersion, DatabaseUp: req.Database == protocol.DatabaseConnected, Detail: req.Detail,
+		ConnectorVersion: req.ConnectorVersion, Hostname: req.Hostname, DatabaseUp: req.Database == protocol.DatabaseConnected, Detail: req.Detail,
 		SourceVersion: req.SourceVersion, Pending: req.Pending, InitialLoadDone: req.InitialLoadDone, Now: r.cfg.Now().UTC()})
 	if errors.Is(err, store.ErrPairedElsewhere) {
 		return apperr.New(apperr.Conflict, "Этот токен подключён к коннектору на другом сервере. Получите новый токен в amoCRM.")

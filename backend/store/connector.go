@@ -100,6 +100,7 @@ type HeartbeatInput struct {
 	DatabaseID       int64
 	InstanceID       string
 	ConnectorVersion string
+	Hostname         string
 	DatabaseUp       bool
 	// Detail is the connector's user-safe reason when the database is down.
 	Detail          string
@@ -130,7 +131,10 @@ func (db *DB) RecordHeartbeat(ctx context.Context, in HeartbeatInput) error {
 			"db_status": dbStatus, "db_status_detail": detail, "status_checked_at": in.Now, "source_version": in.SourceVersion,
 			"outbox_pending": in.Pending, "initial_load_done": in.InitialLoadDone, "disconnected_at": nil}
 		if d.InstanceID == nil {
-			updates["instance_id"] = in.InstanceID // a connector paired before pairing existed
+			updates["instance_id"] = in.InstanceID // a connector started with run --token, never paired
+		}
+		if in.Hostname != "" {
+			updates["instance_hostname"] = in.Hostname
 		}
 		// Updates writes the new values into d; keep what was there.
 		wasConnector, wasDB := d.ConnectorStatus, d.DBStatus

@@ -216,7 +216,8 @@ func runAgent(ctx context.Context, dir string, c config.Config, log *slog.Logger
 		return err
 	}
 	maxBytes := c.MaxOutboxMB << 20
-	a, err := agent.New(agent.Options{InstanceID: c.InstanceID, Version: version, Poll: poll, MaxOutboxBytes: maxBytes},
+	hostname, _ := os.Hostname()
+	a, err := agent.New(agent.Options{InstanceID: c.InstanceID, Hostname: hostname, Version: version, Poll: poll, MaxOutboxBytes: maxBytes},
 		src, outbox, client, log)
 	if err != nil {
 		_ = outbox.Close()

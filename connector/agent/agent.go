@@ -49,6 +49,8 @@ import (
 type Options struct {
 	// InstanceID is this installation's UUID (required).
 	InstanceID string
+	// Hostname is this server's name, sent in heartbeats.
+	Hostname string
 	// Version is the connector's version, sent in heartbeats.
 	Version string
 	// Poll is the pause after the source reported it is caught up (5s).
@@ -403,6 +405,7 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		hb := protocol.Heartbeat{
 			InstanceID:       a.opts.InstanceID,
 			ConnectorVersion: a.opts.Version,
+			Hostname:         a.opts.Hostname,
 			Database:         st.Database,
 			Detail:           st.Detail,
 			SourceVersion:    st.SourceVersion,

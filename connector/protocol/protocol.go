@@ -119,11 +119,13 @@ const (
 // database; Detail is a short user-safe reason when it cannot (wrong
 // password, database not found), never a credential.
 type Heartbeat struct {
-	InstanceID       string        `json:"instance_id"`
-	ConnectorVersion string        `json:"connector_version"`
-	Database         DatabaseState `json:"database"`
-	Detail           string        `json:"detail,omitempty"`
-	SourceVersion    string        `json:"source_version,omitempty"`
+	InstanceID       string `json:"instance_id"`
+	ConnectorVersion string `json:"connector_version"`
+	// Hostname is the connector's server name, shown in the widget.
+	Hostname      string        `json:"hostname,omitempty"`
+	Database      DatabaseState `json:"database"`
+	Detail        string        `json:"detail,omitempty"`
+	SourceVersion string        `json:"source_version,omitempty"`
 	// Pending is how many records wait in the connector's outbox.
 	Pending int64 `json:"pending"`
 	// InitialLoadDone is true once the first full read finished.
