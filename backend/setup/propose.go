@@ -298,8 +298,8 @@ func (pr *proposer) pipelines() []PipelineProposal {
 	if free := max(limit-have, 0); len(creating) > free {
 		first := creating[free]
 		pr.fail(first.Item, ErrCapExceeded,
-			"Нельзя создать воронку «%s»: в аккаунте %d воронок из %d возможных, свободно %d, а нужно создать %d. Удалите лишние воронки или выберите существующие в гибкой настройке",
-			first.Name, have, limit, free, len(creating))
+			"Нельзя создать воронку «%s»: в аккаунте %s из %d возможных, свободно %d, а нужно создать %d. Удалите лишние воронки или выберите существующие в гибкой настройке",
+			first.Name, count(have, "воронка", "воронки", "воронок"), limit, free, len(creating))
 	}
 	return out
 }
@@ -401,8 +401,8 @@ func (pr *proposer) stagesIn(ps PipelineSpec, p Pipeline) []StageProposal {
 	if free := max(limit-len(p.Stages), 0); len(creating) > free {
 		first := creating[free]
 		pr.fail(first.Item, ErrCapExceeded,
-			"Нельзя создать этап «%s» в воронке «%s»: в ней %d этапов из %d возможных, свободно %d, а нужно создать %d",
-			first.Name, p.Name, len(p.Stages), limit, free, len(creating))
+			"Нельзя создать этап «%s» в воронке «%s»: в ней %s из %d возможных, свободно %d, а нужно создать %d",
+			first.Name, p.Name, count(len(p.Stages), "этап", "этапа", "этапов"), limit, free, len(creating))
 	}
 	return out
 }
@@ -486,8 +486,8 @@ func (pr *proposer) fields(e Entity) []FieldProposal {
 		if free := max(limit-len(existing), 0); len(creating) > free {
 			first := creating[free]
 			pr.fail(first.Item, ErrCapExceeded,
-				"Нельзя создать поле «%s» (%s): в карточке %d полей из %d возможных, свободно %d, а нужно создать %d",
-				first.Name, e.Label(), len(existing), limit, free, len(creating))
+				"Нельзя создать поле «%s» (%s): в карточке %s из %d возможных, свободно %d, а нужно создать %d",
+				first.Name, e.Label(), count(len(existing), "поле", "поля", "полей"), limit, free, len(creating))
 		}
 	}
 	return out
@@ -562,4 +562,16 @@ func typeList(types []FieldType) string {
 		labels = append(labels, "«"+t.Label()+"»")
 	}
 	return strings.Join(labels, " или ")
+}
+
+// count spells n with the Russian plural form: 1 воронка, 3 воронки, 5 воронок.
+func count(n int, one, few, many string) string {
+	form := many
+	switch n10, n100 := n%10, n%100; {
+	case n10 == 1 && n100 != 11:
+		form = one
+	case n10 >= 2 && n10 <= 4 && (n100 < 12 || n100 > 14):
+		form = few
+	}
+	return fmt.Sprintf("%d %s", n, form)
 }
