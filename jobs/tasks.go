@@ -130,3 +130,50 @@ const TypeConnectorCheck = "connector:check"
 func NewConnectorCheckTask() *asynq.Task {
 	return asynq.NewTask(TypeConnectorCheck, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(time.Minute))
 }
+
+// Setup task types.
+const (
+	// TypeSetupApply applies one autosetup run (setup.Runner.Run).
+	TypeSetupApply = "setup:apply"
+	// TypeSetupDrift checks every configured account's mapping against
+	// amoCRM (setup.Runner.CheckDrift). It is periodic, hourly.
+	TypeSetupDrift = "setup:drift"
+)
+
+// SetupDriftEvery is how often the drift check runs.
+const SetupDriftEvery = time.Hour
+
+// SetupApplyPayload is the payload of TypeSetupApply.
+type SetupApplyPayload struct {
+	RunID string `json:"run_id"`
+}
+
+// NewSetupApplyTask builds TypeSetupApply: critical queue (the user waits
+// on the settings page), retried with backoff for amoCRM's 429s and 5xx, ten
+// minutes per attempt. Its id is the run's, so a run is one task forever.
+func NewSetupApplyTask(p SetupApplyPayload) (Task, error) {
+	if p.RunID == "" {
+		return Task{}, fmt.Errorf("%w: %s: run_id is required", ErrBadPayload, TypeSetupApply)
+	}
+	t, err := newTask(TypeSetupApply, p, QueueCritical, 12, 10*time.Minute)
+	t.ID = "setup:apply:" + p.RunID
+	return t, err
+}
+
+// ParseSetupApply decodes a TypeSetupApply payload; a bad one is permanent.
+func ParseSetupApply(t *asynq.Task) (SetupApplyPayload, error) {
+	var p SetupApplyPayload
+	if err := decode(t, &p); err != nil {
+		return p, err
+	}
+	if p.RunID == "" {
+		return p, fmt.Errorf("%w: %s: no run_id: %w", ErrBadPayload, t.Type(), asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// NewSetupDriftTask builds TypeSetupDrift (low queue, no retry: the next
+// hour runs it again; half an hour for every account).
+func NewSetupDriftTask() *asynq.Task {
+	return asynq.NewTask(TypeSetupDrift, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute))
+}

@@ -38,12 +38,14 @@ func ParseLinkStatus(s string) LinkStatus {
 // SetupState is where autosetup and the mapping stand.
 type SetupState string
 
-// Setup states, as stored in account_settings.setup_state.
+// Setup states, as stored in account_settings.setup_state: the strings of
+// backend/setup's Status.
 const (
 	SetupNotConfigured SetupState = "not_configured"
-	SetupInProgress    SetupState = "in_progress"
+	SetupRunning       SetupState = "running"
 	SetupConfigured    SetupState = "configured"
-	SetupBroken        SetupState = "broken"
+	SetupFailed        SetupState = "failed"
+	SetupDrift         SetupState = "drift"
 )
 
 // SyncState is whether the sync runs.
@@ -275,8 +277,11 @@ func Evaluate(f Facts) Overview {
 	if !o.AllowsWork {
 		o.Problems[TabSubscription] = o.SubscriptionHint
 	}
-	if f.Setup == SetupBroken {
+	switch f.Setup {
+	case SetupDrift:
 		o.Problems[TabSettings] = "Данные не передаются: " + f.SetupDetail
+	case SetupFailed:
+		o.Problems[TabSettings] = "Автонастройка не удалась: " + f.SetupDetail
 	}
 	if f.RecentErrors > 0 {
 		o.Problems[TabEvents] = fmt.Sprintf("За последние сутки ошибок: %d. Откройте список событий, отфильтруйте по важности «Ошибка».", f.RecentErrors)

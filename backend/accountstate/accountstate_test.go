@@ -73,8 +73,9 @@ func TestEvaluateStart(t *testing.T) {
 		{"ErrNoDatabase", func(f *accountstate.Facts) { f.Databases = nil }, []accountstate.Reason{accountstate.ReasonNoDatabase}},
 		{"ErrConnectorDown", func(f *accountstate.Facts) { f.Databases[0].Connector = down }, []accountstate.Reason{accountstate.ReasonNoDatabase}},
 		{"ErrDatabaseDown", func(f *accountstate.Facts) { f.Databases[0].Database = down }, []accountstate.Reason{accountstate.ReasonNoDatabase}},
-		{"ErrSetupRunning", func(f *accountstate.Facts) { f.Setup = accountstate.SetupInProgress }, []accountstate.Reason{accountstate.ReasonSetup}},
-		{"ErrSetupBroken", func(f *accountstate.Facts) { f.Setup = accountstate.SetupBroken }, []accountstate.Reason{accountstate.ReasonSetup}},
+		{"ErrSetupRunning", func(f *accountstate.Facts) { f.Setup = accountstate.SetupRunning }, []accountstate.Reason{accountstate.ReasonSetup}},
+		{"ErrSetupFailed", func(f *accountstate.Facts) { f.Setup = accountstate.SetupFailed }, []accountstate.Reason{accountstate.ReasonSetup}},
+		{"ErrSetupBroken", func(f *accountstate.Facts) { f.Setup = accountstate.SetupDrift }, []accountstate.Reason{accountstate.ReasonSetup}},
 		{"ErrEverything", func(f *accountstate.Facts) {
 			*f = accountstate.Facts{Subscription: trial(-1), Setup: accountstate.SetupNotConfigured, Now: now}
 		}, []accountstate.Reason{accountstate.ReasonInstallForm, accountstate.ReasonSubscription, accountstate.ReasonNoDatabase, accountstate.ReasonSetup}},
@@ -119,9 +120,13 @@ func TestEvaluateProblems(t *testing.T) {
 		{"Expired", func(f *accountstate.Facts) { f.Subscription = trial(-3) },
 			map[accountstate.Tab]string{accountstate.TabSubscription: "Срок действия истёк"}},
 		{"Drift", func(f *accountstate.Facts) {
-			f.Setup, f.SetupDetail = accountstate.SetupBroken, "удалено поле «Врач»"
+			f.Setup, f.SetupDetail = accountstate.SetupDrift, "удалено поле «Врач»"
 		},
 			map[accountstate.Tab]string{accountstate.TabSettings: "Данные не передаются: удалено поле «Врач»"}},
+		{"SetupFailed", func(f *accountstate.Facts) {
+			f.Setup, f.SetupDetail = accountstate.SetupFailed, "воронка «Повторный приём»: лимит воронок"
+		},
+			map[accountstate.Tab]string{accountstate.TabSettings: "Автонастройка не удалась: воронка «Повторный приём»"}},
 		{"Errors", func(f *accountstate.Facts) { f.RecentErrors = 3 },
 			map[accountstate.Tab]string{accountstate.TabEvents: "ошибок: 3"}},
 	}

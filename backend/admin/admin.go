@@ -34,6 +34,7 @@ import (
 	"github.com/svyazka/svyazka/backend/apperr"
 	"github.com/svyazka/svyazka/backend/conntoken"
 	"github.com/svyazka/svyazka/backend/eventlog"
+	"github.com/svyazka/svyazka/backend/setup"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/billing"
 )
@@ -56,6 +57,7 @@ type Store interface {
 	IssueConnectorToken(ctx context.Context, req store.TokenRequest) (store.ClinicDatabase, error)
 	ReceivedCounts(ctx context.Context, databaseID int64) (map[string]int64, error)
 	Record(ctx context.Context, e eventlog.Event) error
+	SetupState(ctx context.Context, accountID int64) (setup.AccountState, error)
 }
 
 // Config holds the service's dependencies; every field is required.
@@ -69,6 +71,9 @@ type Config struct {
 	// MaxDatabases caps an account's databases (MAX_DATABASES_PER_ACCOUNT).
 	MaxDatabases int
 	Log          *slog.Logger
+	// Setup runs autosetup for `svyazka admin setup`; optional (nil: the
+	// command is unavailable).
+	Setup SetupRunner
 }
 
 // Service carries out support's actions on accounts.
@@ -78,6 +83,7 @@ type Service struct {
 	defaultZone  string
 	maxDatabases int
 	log          *slog.Logger
+	setup        SetupRunner
 }
 
 // New returns a Service. It fails on a missing dependency, a default zone
@@ -92,7 +98,7 @@ func New(c Config) (*Service, error) {
 	if c.MaxDatabases < 1 {
 		return nil, fmt.Errorf("admin: MaxDatabases must be at least 1, got %d", c.MaxDatabases)
 	}
-	return &Service{store: c.Store, now: c.Now, defaultZone: c.DefaultTimeZone, maxDatabases: c.MaxDatabases, log: c.Log}, nil
+	return &Service{store: c.Store, now: c.Now, defaultZone: c.DefaultTimeZone, maxDatabases: c.MaxDatabases, log: c.Log, setup: c.Setup}, nil
 }
 
 // AccountStatus is an account as support sees it.
@@ -100,6 +106,10 @@ type AccountStatus struct {
 	Account      AccountInfo      `json:"account"`
 	Subscription SubscriptionInfo `json:"subscription"`
 	Databases    []DatabaseStatus `json:"databases"`
+	// Setup is not_configured, running, configured, failed or drift.
+	Setup setup.Status `json:"setup"`
+	// SetupDetail says why setup failed or drifted ("" otherwise).
+	SetupDetail string `json:"setup_detail"`
 	// CheckedAt is the moment the statuses were evaluated at.
 	CheckedAt time.Time `json:"checked_at"`
 }
@@ -221,6 +231,11 @@ func (s *Service) Status(ctx context.Context, account string) (AccountStatus, er
 		Databases:    make([]DatabaseStatus, 0, len(dbs)),
 		CheckedAt:    now.Truncate(time.Second),
 	}
+	setupState, err := s.store.SetupState(ctx, acc.ID)
+	if err != nil {
+		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
+	}
+	st.Setup, st.SetupDetail = setupState.Status, setupState.Detail
 	for _, d := range dbs {
 		counts, err := s.store.ReceivedCounts(ctx, d.ID)
 		if err != nil {

@@ -48,6 +48,7 @@ func registerApp(g *echo.Group, cfg WidgetConfig, log *slog.Logger) {
 	g.POST("/databases/token", a.issueToken)
 	g.GET("/events", a.events)
 	g.GET("/events.csv", a.eventsCSV)
+	registerSetup(g, a)
 }
 
 // account loads the session's account; an uninstalled account's session ends.

@@ -63,7 +63,10 @@ type WidgetConfig struct {
 	Auth         WidgetAuth
 	Installer    Installer
 	App          AppStore
-	Now          func() time.Time
+	// Setup serves the «Настройки» tab (autosetup, mapping); nil leaves its
+	// routes out.
+	Setup SetupService
+	Now   func() time.Time
 	// Page renders the settings page for a session (HTML), or an error page.
 	Page PageRenderer
 	// WidgetFiles serves the widget archive's files (script.js, manifest.json,

@@ -12,7 +12,7 @@ import (
 // SettingsState is the part of an account's settings the UI shows: whether
 // setup is done (or broken, and why) and whether the sync runs.
 type SettingsState struct {
-	State         string     `json:"state"` // not_configured, in_progress, configured, broken
+	State         string     `json:"state"` // not_configured, running, configured, failed, drift (setup.Status)
 	Detail        string     `json:"detail"`
 	SyncState     string     `json:"sync_state"` // stopped, running, paused
 	SyncStartedAt *time.Time `json:"sync_started_at"`

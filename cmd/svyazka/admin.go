@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/svyazka/svyazka/backend/admin"
 	"github.com/svyazka/svyazka/backend/apperr"
+	"github.com/svyazka/svyazka/backend/setup"
 )
 
 const adminUsage = `Usage: svyazka admin <command> [arguments]
@@ -22,8 +25,15 @@ Commands:
                    add a clinic database; its connector token is the last line
                    of the output (shown once). ZONE is an IANA zone such as
                    Asia/Yekaterinburg (default: DEFAULT_TIME_ZONE)
-  status ACCOUNT   print the account, its subscription and its databases'
-                   links and received records as one JSON object
+  status ACCOUNT   print the account, its subscription, its setup status
+                   ("setup": not_configured, running, configured, failed or
+                   drift) and its databases' links and received records as
+                   one JSON object
+  setup ACCOUNT [--blocks pipelines,contact,lead]
+                   run autosetup with the default plan and the reuse
+                   proposals, wait for it and print what was reused and
+                   created; exit 0 when the account is configured, 1 naming
+                   the failing item (needs REDIS_URL and amoCRM access)
   help             show this help
 
 The commands read the service's configuration (DATABASE_URL and the rest,
@@ -35,9 +45,10 @@ is set. Errors are one line on stderr with exit code 1; usage mistakes exit 2.
 // the admin service.
 func runAdmin(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: admin needs a command: database add, status or help", errUsage)
+		return fmt.Errorf("%w: admin needs a command: database add, status, setup or help", errUsage)
 	}
 	var do func(*admin.Service) error
+	needsSetup := false
 	switch args[0] {
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, adminUsage)
@@ -92,6 +103,55 @@ func runAdmin(ctx context.Context, args []string, lookup func(string) (string, b
 			enc.SetIndent("", "  ")
 			return enc.Encode(st)
 		}
+	case "setup":
+		fs := flag.NewFlagSet("admin setup", flag.ContinueOnError)
+		blocksArg := fs.String("blocks", "pipelines,contact,lead", "blocks to set up")
+		pos, err := parseInterspersed(fs, args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			_, err = io.WriteString(stdout, adminUsage)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("%w: admin setup: %v", errUsage, err)
+		}
+		if len(pos) != 1 {
+			return fmt.Errorf("%w: admin setup needs one ACCOUNT", errUsage)
+		}
+		var blocks []setup.Block
+		for _, b := range strings.Split(*blocksArg, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				blocks = append(blocks, setup.Block(b))
+			}
+		}
+		for _, b := range blocks {
+			if !slices.Contains(setup.AllBlocks(), b) {
+				return fmt.Errorf("%w: admin setup: unknown block %q (pipelines, contact, lead)", errUsage, b)
+			}
+		}
+		if len(blocks) == 0 {
+			return fmt.Errorf("%w: admin setup: --blocks needs at least one of pipelines, contact, lead", errUsage)
+		}
+		needsSetup = true
+		do = func(svc *admin.Service) error {
+			rep, err := svc.Setup(ctx, pos[0], blocks)
+			for _, it := range rep.Items {
+				line := fmt.Sprintf("%-8s %-32s «%s»", it.Outcome, it.Item, it.Name)
+				if it.ID != 0 {
+					line += fmt.Sprintf(" (id %d)", it.ID)
+				}
+				if it.Note != "" {
+					line += " — " + it.Note
+				}
+				if _, werr := fmt.Fprintln(stdout, line); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return adminError("setup", err)
+			}
+			_, err = fmt.Fprintf(stdout, "account %s is %s (run %s)\n", pos[0], rep.Status, rep.RunID)
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown admin command %q", errUsage, args[0])
 	}
@@ -104,8 +164,13 @@ func runAdmin(ctx context.Context, args []string, lookup func(string) (string, b
 		return err
 	}
 	defer m.Close()
-	svc, err := admin.New(admin.Config{Store: m.DB, Now: time.Now, DefaultTimeZone: m.Config.DefaultTimeZone,
-		MaxDatabases: m.Config.MaxDatabases, Log: m.Log})
+	cfg := admin.Config{Store: m.DB, Now: time.Now, DefaultTimeZone: m.Config.DefaultTimeZone,
+		MaxDatabases: m.Config.MaxDatabases, Log: m.Log}
+	if needsSetup {
+		// In-process, not through the worker: support waits for the result.
+		cfg.Setup = m.setupRunner()
+	}
+	svc, err := admin.New(cfg)
 	if err != nil {
 		return err
 	}

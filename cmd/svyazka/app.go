@@ -20,6 +20,7 @@ import (
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/amocrm/sandbox"
 	"github.com/svyazka/svyazka/backend/accountstate"
+	"github.com/svyazka/svyazka/backend/amosetup"
 	"github.com/svyazka/svyazka/backend/config"
 	"github.com/svyazka/svyazka/backend/httpapi"
 	"github.com/svyazka/svyazka/backend/install"
@@ -189,7 +190,7 @@ func (m *Main) NewAPI() (*httpapi.Server, error) {
 	}
 	if err := srv.RegisterWidget(httpapi.WidgetConfig{
 		PublicURL: m.Config.PublicURL, ClientID: m.Config.AmoClientID, ClientSecret: m.Config.AmoClientSecret,
-		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Now: time.Now,
+		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Setup: m.setupRunner(), Now: time.Now,
 		Page: widget.Pages{}, Assets: widget.Assets(),
 		WidgetFiles: widget.Files(m.Config.PublicURL),
 		Limiter:     limiter, MaxDatabases: m.Config.MaxDatabases,
@@ -261,8 +262,11 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	w.Handle(jobs.TypeInstallComplete, m.installer())
 	w.Handle(jobs.TypeInstallConfirmDisable, asynq.HandlerFunc(m.installer().ConfirmDisable))
 	w.Handle(jobs.TypeConnectorCheck, &jobs.ConnectorCheck{Store: m.DB, StaleAfter: accountstate.ConnectorStaleAfter, Now: time.Now, Log: m.Log})
+	w.Handle(jobs.TypeSetupApply, &jobs.SetupApply{Runner: m.setupRunner(), RetryAfter: amosetup.RetryAfter, Log: m.Log})
+	w.Handle(jobs.TypeSetupDrift, &jobs.SetupDrift{Runner: m.setupRunner(), Accounts: m.DB, Log: m.Log})
 	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
 		jobs.Periodic{Every: accountstate.ConnectorCheckEvery, Task: func(time.Time) *asynq.Task { return jobs.NewConnectorCheckTask() }},
+		jobs.Periodic{Every: jobs.SetupDriftEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSetupDriftTask() }},
 	)
 	if err != nil {
 		return err

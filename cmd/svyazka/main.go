@@ -34,7 +34,9 @@ Commands:
   admin database add ACCOUNT --name NAME [--time-zone ZONE]
                    add a clinic database and print its connector token
   admin status ACCOUNT
-                   print an account's databases and their links as JSON
+                   print an account's setup status, databases and their links as JSON
+  admin setup ACCOUNT [--blocks pipelines,contact,lead]
+                   run autosetup and wait for it; exit 0 when configured
   admin help       show the support commands
   demo-clinic      create a sample IDENT database in PostgreSQL (--dsn URL [--patients N]
                    [--live]) for the connector to read

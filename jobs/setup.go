@@ -1,0 +1,148 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/svyazka/svyazka/backend/setup"
+	"github.com/svyazka/svyazka/backend/store"
+)
+
+// SetupStore is setup.Store on our database: a run is recorded together
+// with its TypeSetupApply task in the outbox.
+type SetupStore struct {
+	DB *store.DB
+}
+
+var _ setup.Store = SetupStore{}
+
+// CreateRun implements setup.Store.
+func (s SetupStore) CreateRun(ctx context.Context, run setup.Run) error {
+	t, err := NewSetupApplyTask(SetupApplyPayload{RunID: run.ID})
+	if err != nil {
+		return err
+	}
+	return s.DB.CreateSetupRun(ctx, run, t.Outbox())
+}
+
+// Run implements setup.Store.
+func (s SetupStore) Run(ctx context.Context, id string) (setup.Run, error) {
+	return s.DB.SetupRun(ctx, id)
+}
+
+// LatestRun implements setup.Store.
+func (s SetupStore) LatestRun(ctx context.Context, accountID int64) (setup.Run, bool, error) {
+	return s.DB.LatestSetupRun(ctx, accountID)
+}
+
+// SaveProgress implements setup.Store.
+func (s SetupStore) SaveProgress(ctx context.Context, run setup.Run) error {
+	return s.DB.SaveSetupProgress(ctx, run)
+}
+
+// Commit implements setup.Store.
+func (s SetupStore) Commit(ctx context.Context, accountID int64, c setup.Commit) (setup.MappingVersion, error) {
+	return s.DB.CommitSetup(ctx, accountID, c)
+}
+
+// Mapping implements setup.Store.
+func (s SetupStore) Mapping(ctx context.Context, accountID int64) (setup.MappingVersion, bool, error) {
+	return s.DB.CurrentMapping(ctx, accountID)
+}
+
+// State implements setup.Store.
+func (s SetupStore) State(ctx context.Context, accountID int64) (setup.AccountState, error) {
+	return s.DB.SetupState(ctx, accountID)
+}
+
+// SetupApply handles TypeSetupApply. Run's outcome decides the task's:
+// a finished or unknown run is done; a failed run (already marked, with its
+// event) is not retried; any other error is transient and retried —
+// after RetryAfter's delay when it gives one (amoCRM's 429) — and when the
+// retries run out the run is marked failed, so it never stays running.
+type SetupApply struct {
+	Runner *setup.Runner
+	// RetryAfter is the delay an error asks for (0: the usual backoff).
+	RetryAfter func(error) time.Duration
+	Log        *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *SetupApply) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	if h.Runner == nil || h.RetryAfter == nil || h.Log == nil {
+		return errors.New("jobs: setup apply needs Runner, RetryAfter and Log")
+	}
+	p, err := ParseSetupApply(t)
+	if err != nil {
+		return err
+	}
+	err = h.Runner.Run(ctx, p.RunID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, setup.ErrRunFinished), errors.Is(err, store.ErrNotFound):
+		h.Log.InfoContext(ctx, "setup run has nothing to do", "run_id", p.RunID, "err", err)
+		return nil
+	case errors.Is(err, setup.ErrRunFailed):
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if ok && retried >= maxRetry {
+		if ferr := h.Runner.Fail(context.WithoutCancel(ctx), p.RunID, err); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	if d := h.RetryAfter(err); d > 0 {
+		return &RetryAfterError{Delay: d, Err: err}
+	}
+	return err
+}
+
+// DriftAccounts lists the accounts the drift check visits.
+type DriftAccounts interface {
+	DriftCheckAccounts(ctx context.Context) ([]int64, error)
+}
+
+// SetupDrift handles TypeSetupDrift: every configured or drifted account's
+// mapping is checked against amoCRM. One account's failure (amoCRM down for
+// it) is logged and the others are still checked.
+type SetupDrift struct {
+	Runner   *setup.Runner
+	Accounts DriftAccounts
+	Log      *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *SetupDrift) ProcessTask(ctx context.Context, _ *asynq.Task) error {
+	if h.Runner == nil || h.Accounts == nil || h.Log == nil {
+		return errors.New("jobs: setup drift needs Runner, Accounts and Log")
+	}
+	ids, err := h.Accounts.DriftCheckAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		problems, err := h.Runner.CheckDrift(ctx, id)
+		if err != nil {
+			failed++
+			h.Log.WarnContext(ctx, "drift check failed", "account_id", id, "err", err)
+			continue
+		}
+		if len(problems) > 0 {
+			h.Log.InfoContext(ctx, "mapping drifted", "account_id", id, "problems", len(problems))
+		}
+	}
+	h.Log.InfoContext(ctx, "drift check done", "accounts", len(ids), "failed", failed)
+	return nil
+}
