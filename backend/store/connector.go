@@ -292,7 +292,8 @@ func (db *DB) Ingest(ctx context.Context, b IngestBatch) (IngestResult, error) {
 			RETURNING (changed_at = received_at) AS changed)
 			SELECT count(*) FILTER (WHERE changed) FROM upserted`)
 		args = append(args, b.DatabaseID, b.Now, b.Now)
-		return tx.Raw(sb.String(), args...).Scan(&res.Changed).Error
+		// Row().Scan skips GORM's trace, which would render all parameters into the SQL text.
+		return tx.Raw(sb.String(), args...).Row().Scan(&res.Changed)
 	})
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("store: ingest batch (database %d, %d records): %w", b.DatabaseID, len(b.Records), err)
