@@ -10,11 +10,14 @@ PKGS  := ./...
 run: services build
 	./$(BIN) run
 
-## test: vet, then every test with the race detector against real PostgreSQL and Redis
+## test: vet (also for windows/amd64, where the connector runs), the connector's Windows
+## cross-compile, then every test with the race detector against real PostgreSQL and Redis
 ## (installs chromium for the browser tests when missing)
 test: services
 	@./scripts/browser.sh
 	$(GO) vet $(PKGS)
+	GOOS=windows GOARCH=amd64 $(GO) vet ./connector/... ./cmd/svyazka-connector/
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/svyazka-connector
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## build: the svyazka binary and the svyazka-connector agent in bin/

@@ -177,3 +177,54 @@ func ParseSetupApply(t *asynq.Task) (SetupApplyPayload, error) {
 func NewSetupDriftTask() *asynq.Task {
 	return asynq.NewTask(TypeSetupDrift, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute))
 }
+
+// Sync task types.
+const (
+	// TypeSyncAccount writes one account's pending changes to amoCRM
+	// (engine.Engine.Process), one run per account at a time.
+	TypeSyncAccount = "sync:account"
+	// TypeSyncSweep wakes every running account with pending work. It is
+	// periodic (SyncSweepEvery) and safe with several schedulers.
+	TypeSyncSweep = "sync:sweep"
+)
+
+// SyncSweepEvery is how often the sweep runs.
+const SyncSweepEvery = time.Minute
+
+// SyncAccountPayload is the payload of TypeSyncAccount.
+type SyncAccountPayload struct {
+	AccountID int64 `json:"account_id"`
+}
+
+// NewSyncAccountTask builds TypeSyncAccount: default queue, retried with
+// backoff (amoCRM's 429s and 5xx), ten minutes per attempt. Its id is
+// "sync:account:{account}:{key}"; key says what woke it and is unique for
+// all time ("seq:{max change_seq}" after an ingest, "sweep:{slot}",
+// "start:{unix nanos}"), so a wake-up is never refused for an id a finished
+// task still holds.
+func NewSyncAccountTask(p SyncAccountPayload, key string) (Task, error) {
+	if p.AccountID <= 0 || key == "" {
+		return Task{}, fmt.Errorf("%w: %s: account_id and key are required", ErrBadPayload, TypeSyncAccount)
+	}
+	t, err := newTask(TypeSyncAccount, p, QueueDefault, 25, 10*time.Minute)
+	t.ID = "sync:account:" + strconv.FormatInt(p.AccountID, 10) + ":" + key
+	return t, err
+}
+
+// ParseSyncAccount decodes a TypeSyncAccount payload; a bad one is permanent.
+func ParseSyncAccount(t *asynq.Task) (SyncAccountPayload, error) {
+	var p SyncAccountPayload
+	if err := decode(t, &p); err != nil {
+		return p, err
+	}
+	if p.AccountID <= 0 {
+		return p, fmt.Errorf("%w: %s: no account_id: %w", ErrBadPayload, t.Type(), asynq.SkipRetry)
+	}
+	return p, nil
+}
+
+// NewSyncSweepTask builds TypeSyncSweep (low queue, no retry: the next
+// minute runs it again).
+func NewSyncSweepTask() *asynq.Task {
+	return asynq.NewTask(TypeSyncSweep, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(time.Minute))
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/svyazka/svyazka/backend/accountstate"
 	"github.com/svyazka/svyazka/backend/apperr"
 	"github.com/svyazka/svyazka/backend/conntoken"
+	"github.com/svyazka/svyazka/backend/engine"
 	"github.com/svyazka/svyazka/backend/eventlog"
 	"github.com/svyazka/svyazka/backend/setup"
 	"github.com/svyazka/svyazka/backend/store"
@@ -58,6 +59,8 @@ type Store interface {
 	ReceivedCounts(ctx context.Context, databaseID int64) (map[string]int64, error)
 	Record(ctx context.Context, e eventlog.Event) error
 	SetupState(ctx context.Context, accountID int64) (setup.AccountState, error)
+	SettingsState(ctx context.Context, accountID int64) (store.SettingsState, error)
+	SyncQueue(ctx context.Context, accountID int64) (store.SyncQueue, error)
 }
 
 // Config holds the service's dependencies; every field is required.
@@ -74,6 +77,9 @@ type Config struct {
 	// Setup runs autosetup for `svyazka admin setup`; optional (nil: the
 	// command is unavailable).
 	Setup SetupRunner
+	// Sync starts and stops the sync for `svyazka admin start|stop`;
+	// optional (nil: the commands are unavailable).
+	Sync *engine.Control
 }
 
 // Service carries out support's actions on accounts.
@@ -84,6 +90,7 @@ type Service struct {
 	maxDatabases int
 	log          *slog.Logger
 	setup        SetupRunner
+	sync         *engine.Control
 }
 
 // New returns a Service. It fails on a missing dependency, a default zone
@@ -98,7 +105,7 @@ func New(c Config) (*Service, error) {
 	if c.MaxDatabases < 1 {
 		return nil, fmt.Errorf("admin: MaxDatabases must be at least 1, got %d", c.MaxDatabases)
 	}
-	return &Service{store: c.Store, now: c.Now, defaultZone: c.DefaultTimeZone, maxDatabases: c.MaxDatabases, log: c.Log, setup: c.Setup}, nil
+	return &Service{store: c.Store, now: c.Now, defaultZone: c.DefaultTimeZone, maxDatabases: c.MaxDatabases, log: c.Log, setup: c.Setup, sync: c.Sync}, nil
 }
 
 // AccountStatus is an account as support sees it.
@@ -110,6 +117,11 @@ type AccountStatus struct {
 	Setup setup.Status `json:"setup"`
 	// SetupDetail says why setup failed or drifted ("" otherwise).
 	SetupDetail string `json:"setup_detail"`
+	// Sync is running, stopped or paused; SyncStartedAt its last start.
+	Sync          string     `json:"sync"`
+	SyncStartedAt *time.Time `json:"sync_started_at"`
+	// Queue counts the changes waiting to be written and the parked records.
+	Queue store.SyncQueue `json:"queue"`
 	// CheckedAt is the moment the statuses were evaluated at.
 	CheckedAt time.Time `json:"checked_at"`
 }
@@ -236,6 +248,14 @@ func (s *Service) Status(ctx context.Context, account string) (AccountStatus, er
 		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
 	}
 	st.Setup, st.SetupDetail = setupState.Status, setupState.Detail
+	settings, err := s.store.SettingsState(ctx, acc.ID)
+	if err != nil {
+		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
+	}
+	st.Sync, st.SyncStartedAt = settings.SyncState, utcSecond(settings.SyncStartedAt)
+	if st.Queue, err = s.store.SyncQueue(ctx, acc.ID); err != nil {
+		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
+	}
 	for _, d := range dbs {
 		counts, err := s.store.ReceivedCounts(ctx, d.ID)
 		if err != nil {

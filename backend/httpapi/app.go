@@ -49,6 +49,7 @@ func registerApp(g *echo.Group, cfg WidgetConfig, log *slog.Logger) {
 	g.GET("/events", a.events)
 	g.GET("/events.csv", a.eventsCSV)
 	registerSetup(g, a)
+	registerSync(g, a)
 }
 
 // account loads the session's account; an uninstalled account's session ends.

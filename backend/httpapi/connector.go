@@ -35,6 +35,7 @@ import (
 	"github.com/svyazka/svyazka/backend/ratelimit"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/connector/protocol"
+	"github.com/svyazka/svyazka/jobs"
 )
 
 // ConnectorStore is the storage the connector API uses.
@@ -200,7 +201,7 @@ func (r *connectorRoutes) batches(c echo.Context) error {
 	}
 	cc := callerOf(c)
 	in := store.IngestBatch{DatabaseID: cc.db.ID, BatchID: checked.BatchID, Total: checked.Total, Now: r.cfg.Now().UTC(),
-		Records: make([]store.IngestRecord, len(checked.Records))}
+		Records: make([]store.IngestRecord, len(checked.Records)), Wake: jobs.SyncWake(cc.db.AccountID)}
 	for i, rec := range checked.Records {
 		in.Records[i] = store.IngestRecord{Kind: string(rec.Kind), SourceID: rec.SourceID, Version: rec.Version,
 			Deleted: rec.Deleted, Data: rec.Data, Hash: rec.Hash}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/apperr"
+	"github.com/svyazka/svyazka/backend/engine"
 	"github.com/svyazka/svyazka/backend/ratelimit"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/backend/widgetauth"
@@ -66,7 +67,10 @@ type WidgetConfig struct {
 	// Setup serves the «Настройки» tab (autosetup, mapping); nil leaves its
 	// routes out.
 	Setup SetupService
-	Now   func() time.Time
+	// Sync starts and stops the sync (POST /sync/start, /sync/stop); nil
+	// leaves those routes out.
+	Sync *engine.Control
+	Now  func() time.Time
 	// Page renders the settings page for a session (HTML), or an error page.
 	Page PageRenderer
 	// WidgetFiles serves the widget archive's files (script.js, manifest.json,

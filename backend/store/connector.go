@@ -226,6 +226,10 @@ type IngestBatch struct {
 	Records    []IngestRecord
 	Errors     json.RawMessage
 	Now        time.Time
+	// Wake, when set, builds the task that wakes the sync; it is added to the
+	// outbox in the batch's transaction when records changed, with the
+	// highest change_seq the batch took.
+	Wake func(maxChangeSeq int64) (OutboxMessage, error)
 }
 
 // IngestResult is the stored answer to a batch.
@@ -269,6 +273,12 @@ func (db *DB) Ingest(ctx context.Context, b IngestBatch) (IngestResult, error) {
 		if len(b.Records) == 0 {
 			return nil
 		}
+		// One writer per database at a time: change_seq values then commit in
+		// the order they were taken, so the sync's cursor never skips a row
+		// that commits late.
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?, ?)", lockClassIngest, int32(b.DatabaseID)).Error; err != nil {
+			return err
+		}
 		var sb strings.Builder
 		args := make([]any, 0, 6*len(b.Records)+2)
 		sb.WriteString(`WITH incoming (kind, source_id, version, deleted, data, content_hash) AS (VALUES `)
@@ -289,11 +299,23 @@ func (db *DB) Ingest(ctx context.Context, b IngestBatch) (IngestResult, error) {
 				change_seq = CASE WHEN s.content_hash = EXCLUDED.content_hash THEN s.change_seq ELSE EXCLUDED.change_seq END,
 				changed_at = CASE WHEN s.content_hash = EXCLUDED.content_hash THEN s.changed_at ELSE EXCLUDED.changed_at END
 			WHERE EXCLUDED.version > s.version
-			RETURNING (changed_at = received_at) AS changed)
-			SELECT count(*) FILTER (WHERE changed) FROM upserted`)
+			RETURNING (changed_at = received_at) AS changed, change_seq)
+			SELECT count(*) FILTER (WHERE changed), coalesce(max(change_seq) FILTER (WHERE changed), 0) FROM upserted`)
 		args = append(args, b.DatabaseID, b.Now, b.Now)
+		var maxSeq int64
 		// Row().Scan skips GORM's trace, which would render all parameters into the SQL text.
-		return tx.Raw(sb.String(), args...).Row().Scan(&res.Changed)
+		if err := tx.Raw(sb.String(), args...).Row().Scan(&res.Changed, &maxSeq); err != nil {
+			return err
+		}
+		if res.Changed == 0 || b.Wake == nil {
+			return nil
+		}
+		m, err := b.Wake(maxSeq)
+		if err != nil {
+			return err
+		}
+		_, err = (&Tx{g: tx}).Enqueue(m)
+		return err
 	})
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("store: ingest batch (database %d, %d records): %w", b.DatabaseID, len(b.Records), err)

@@ -34,6 +34,11 @@ Commands:
                    proposals, wait for it and print what was reused and
                    created; exit 0 when the account is configured, 1 naming
                    the failing item (needs REDIS_URL and amoCRM access)
+  start ACCOUNT [--since YYYY-MM-DD]
+                   start the sync (importing appointments from the date, in
+                   the clinic's calendar); exit 1 naming every missing
+                   precondition
+  stop ACCOUNT     stop the sync; changes keep queueing
   help             show this help
 
 The commands read the service's configuration (DATABASE_URL and the rest,
@@ -48,7 +53,7 @@ func runAdmin(ctx context.Context, args []string, lookup func(string) (string, b
 		return fmt.Errorf("%w: admin needs a command: database add, status, setup or help", errUsage)
 	}
 	var do func(*admin.Service) error
-	needsSetup := false
+	needsSetup, needsSync := false, false
 	switch args[0] {
 	case "help", "-h", "--help":
 		_, err := io.WriteString(stdout, adminUsage)
@@ -152,6 +157,36 @@ func runAdmin(ctx context.Context, args []string, lookup func(string) (string, b
 			_, err = fmt.Fprintf(stdout, "account %s is %s (run %s)\n", pos[0], rep.Status, rep.RunID)
 			return err
 		}
+	case "start", "stop":
+		cmd := args[0]
+		fs := flag.NewFlagSet("admin "+cmd, flag.ContinueOnError)
+		since := fs.String("since", "", "import appointments from this date (YYYY-MM-DD)")
+		pos, err := parseInterspersed(fs, args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			_, err = io.WriteString(stdout, adminUsage)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("%w: admin %s: %v", errUsage, cmd, err)
+		}
+		if len(pos) != 1 || (cmd == "stop" && flagSet(fs, "since")) {
+			return fmt.Errorf("%w: admin %s needs one ACCOUNT", errUsage, cmd)
+		}
+		needsSync = true
+		do = func(svc *admin.Service) error {
+			if cmd == "stop" {
+				if err := svc.StopSync(ctx, pos[0]); err != nil {
+					return adminError(cmd, err)
+				}
+				_, err := fmt.Fprintf(stdout, "sync of account %s stopped\n", pos[0])
+				return err
+			}
+			if err := svc.StartSync(ctx, pos[0], *since); err != nil {
+				return adminError(cmd, err)
+			}
+			_, err := fmt.Fprintf(stdout, "sync of account %s started\n", pos[0])
+			return err
+		}
 	default:
 		return fmt.Errorf("%w: unknown admin command %q", errUsage, args[0])
 	}
@@ -169,6 +204,9 @@ func runAdmin(ctx context.Context, args []string, lookup func(string) (string, b
 	if needsSetup {
 		// In-process, not through the worker: support waits for the result.
 		cfg.Setup = m.setupRunner()
+	}
+	if needsSync {
+		cfg.Sync = m.syncControl()
 	}
 	svc, err := admin.New(cfg)
 	if err != nil {

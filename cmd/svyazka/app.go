@@ -190,7 +190,7 @@ func (m *Main) NewAPI() (*httpapi.Server, error) {
 	}
 	if err := srv.RegisterWidget(httpapi.WidgetConfig{
 		PublicURL: m.Config.PublicURL, ClientID: m.Config.AmoClientID, ClientSecret: m.Config.AmoClientSecret,
-		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Setup: m.setupRunner(), Now: time.Now,
+		ExtraOrigins: extraOrigins, Auth: auth, Installer: m.installer(), App: m.DB, Setup: m.setupRunner(), Sync: m.syncControl(), Now: time.Now,
 		Page: widget.Pages{}, Assets: widget.Assets(),
 		WidgetFiles: widget.Files(m.Config.PublicURL),
 		Limiter:     limiter, MaxDatabases: m.Config.MaxDatabases,
@@ -264,9 +264,16 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	w.Handle(jobs.TypeConnectorCheck, &jobs.ConnectorCheck{Store: m.DB, StaleAfter: accountstate.ConnectorStaleAfter, Now: time.Now, Log: m.Log})
 	w.Handle(jobs.TypeSetupApply, &jobs.SetupApply{Runner: m.setupRunner(), RetryAfter: amosetup.RetryAfter, Log: m.Log})
 	w.Handle(jobs.TypeSetupDrift, &jobs.SetupDrift{Runner: m.setupRunner(), Accounts: m.DB, Log: m.Log})
+	syncEngine, err := m.syncEngine()
+	if err != nil {
+		return err
+	}
+	w.Handle(jobs.TypeSyncAccount, &jobs.SyncAccount{Engine: syncEngine, Locks: m.DB, Log: m.Log})
+	w.Handle(jobs.TypeSyncSweep, &jobs.SyncSweep{Store: m.DB, Now: time.Now, Log: m.Log})
 	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
 		jobs.Periodic{Every: accountstate.ConnectorCheckEvery, Task: func(time.Time) *asynq.Task { return jobs.NewConnectorCheckTask() }},
 		jobs.Periodic{Every: jobs.SetupDriftEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSetupDriftTask() }},
+		jobs.Periodic{Every: jobs.SyncSweepEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSyncSweepTask() }},
 	)
 	if err != nil {
 		return err

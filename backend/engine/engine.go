@@ -1,0 +1,954 @@
+// Package engine is the sync: it reads the changes the connector delivered
+// (source_records above each database's cursor), decides with
+// backend/mirror what amoCRM should show, and writes the difference through
+// the account's amoCRM client.
+//
+// What Process promises:
+//   - It holds (returns Result.Held, writes nothing) unless the account's
+//     sync is running, its setup is configured and its subscription allows
+//     work. Held work stays queued: the cursor does not move.
+//   - Changes are read per enabled database in change_seq order, in pages
+//     of Config.PageSize. For the patients a page touches it loads the
+//     patient and every reception of theirs (chains and first visits are
+//     decided over the whole history) and the doctor and branch
+//     dictionaries.
+//   - Scope: a reception is in scope when it starts on or after the
+//     account's import date (all when none); a patient when it has an
+//     in-scope reception or already has a contact.
+//   - One contact per patient, one lead per chain (mirror.ResolveChains),
+//     keyed in entity_links by the patient id and the chain's root. A chain
+//     whose current reception was moved away (its successor has not arrived)
+//     is left as it is. The pipeline is mirror.PipelineOf, the stage the
+//     mapping's stage for mirror's state.
+//   - Unchanged records cost no request: the hash of what was last written
+//     (mirror's content hash with the mapping version and, for a lead, its
+//     contact) is compared with the link's.
+//   - Contacts are written first, in batches of at most BatchSize, and their
+//     links committed; then leads, linked to their contact on creation.
+//     Before creating an entity that has no link, amoCRM is searched by our
+//     key field («ID пациента IDENT», «ID записи IDENT» with every reception
+//     id of the chain), so a crash between amoCRM's answer and our commit
+//     never creates a duplicate: the retry finds and updates it.
+//   - Exception stages: before updating linked leads their current stage is
+//     read from amoCRM (one request per batch); a lead in an exception stage
+//     of its pipeline gets its fields updated but keeps its stage and
+//     pipeline. A lead deleted in amoCRM is created again.
+//   - A validation error parks the refused records (sync_parked, with
+//     amoCRM's message, and a sync_error event) and the rest of the batch is
+//     sent again without them. A reception whose patient's contact could
+//     not be written is parked too.
+//   - Links, parks, events and the cursor commit in one transaction after
+//     amoCRM answered. Rate limits, 5xx and timeouts return the client's
+//     error (amocrm.Retryable) with nothing committed for the page; the
+//     caller retries with backoff.
+//
+// Not yet: adopting pre-existing contacts, continuing inbound leads,
+// deleted records, dictionary changes refreshing existing leads, the
+// no-show grace timer (mirror.Rules.NextReevaluation), doctor-to-user name
+// matching for the responsible user.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/svyazka/svyazka/amocrm"
+	"github.com/svyazka/svyazka/backend/eventlog"
+	"github.com/svyazka/svyazka/backend/mirror"
+	"github.com/svyazka/svyazka/backend/setup"
+	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/billing"
+	"github.com/svyazka/svyazka/connector/protocol"
+)
+
+// CRM is the part of an account's amoCRM API the engine uses;
+// *amocrm.AccountAPI satisfies it.
+type CRM interface {
+	Contacts(ctx context.Context, p amocrm.ListParams) (amocrm.Page[amocrm.Contact], error)
+	Leads(ctx context.Context, p amocrm.ListParams) (amocrm.Page[amocrm.Lead], error)
+	CreateContacts(ctx context.Context, contacts []amocrm.Contact) ([]amocrm.Saved, error)
+	UpdateContacts(ctx context.Context, contacts []amocrm.Contact) ([]amocrm.Saved, error)
+	CreateLeads(ctx context.Context, leads []amocrm.Lead) ([]amocrm.Saved, error)
+	UpdateLeads(ctx context.Context, leads []amocrm.Lead) ([]amocrm.Saved, error)
+}
+
+// Store is the storage the engine uses; *store.DB satisfies it.
+type Store interface {
+	AccountByID(ctx context.Context, id int64) (store.Account, error)
+	Subscription(ctx context.Context, accountID int64) (billing.Subscription, error)
+	SyncSettings(ctx context.Context, accountID int64) (store.SyncSettings, error)
+	CurrentMapping(ctx context.Context, accountID int64) (setup.MappingVersion, bool, error)
+	SyncDatabases(ctx context.Context, accountID int64) ([]store.SyncDatabase, error)
+	PendingChanges(ctx context.Context, databaseID, after int64, limit int) ([]store.SourceRecord, error)
+	SourceRecordsByID(ctx context.Context, databaseID int64, kind string, ids []string) ([]store.SourceRecord, error)
+	SourceRecordsOfKind(ctx context.Context, databaseID int64, kind string) ([]store.SourceRecord, error)
+	ReceptionsOfPatients(ctx context.Context, databaseID int64, patientIDs []string) ([]store.SourceRecord, error)
+	EntityLinks(ctx context.Context, databaseID int64, entityType string, sourceIDs []string) (map[string]store.EntityLink, error)
+	CommitSync(ctx context.Context, c store.SyncCommit) error
+}
+
+// Defaults of Config.
+const (
+	DefaultPageSize = 500
+	// BatchSize is amoCRM's limit of entities per write request.
+	BatchSize = 50
+	// DefaultMaxPages bounds one Process call, so one account's import
+	// yields the worker to others between calls.
+	DefaultMaxPages = 20
+)
+
+// Config holds the engine's dependencies.
+type Config struct {
+	Store Store
+	// CRM opens the account's amoCRM API.
+	CRM   func(ctx context.Context, accountID int64) (CRM, error)
+	Rules mirror.Rules
+	Now   func() time.Time
+	Log   *slog.Logger
+	// PageSize is how many changes are read at once (DefaultPageSize).
+	PageSize int
+	// MaxPages bounds the pages of one Process call (DefaultMaxPages).
+	MaxPages int
+	// BeforeCommit, when set, runs before each final commit of a page; an
+	// error aborts the commit (tests simulate a crash after amoCRM answered).
+	BeforeCommit func(ctx context.Context) error
+}
+
+// Engine runs the sync of accounts.
+type Engine struct {
+	cfg Config
+}
+
+// New returns an Engine; it fails on a missing dependency or invalid rules.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.CRM == nil || cfg.Now == nil || cfg.Log == nil {
+		return nil, errors.New("engine: New needs Store, CRM, Now and Log")
+	}
+	if err := cfg.Rules.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = DefaultMaxPages
+	}
+	return &Engine{cfg: cfg}, nil
+}
+
+// HoldReason says why Process wrote nothing.
+type HoldReason string
+
+// Hold reasons.
+const (
+	HoldNone         HoldReason = ""
+	HoldStopped      HoldReason = "sync_not_running"
+	HoldSetup        HoldReason = "setup_not_configured"
+	HoldSubscription HoldReason = "subscription"
+	HoldUninstalled  HoldReason = "uninstalled"
+)
+
+// Result counts what one Process call did.
+type Result struct {
+	Held            HoldReason
+	Records         int
+	ContactsCreated int
+	ContactsUpdated int
+	LeadsCreated    int
+	LeadsUpdated    int
+	Parked          int
+	// More is true when changes are still pending (MaxPages reached).
+	More bool
+}
+
+func (r *Result) add(o Result) {
+	r.Records += o.Records
+	r.ContactsCreated += o.ContactsCreated
+	r.ContactsUpdated += o.ContactsUpdated
+	r.LeadsCreated += o.LeadsCreated
+	r.LeadsUpdated += o.LeadsUpdated
+	r.Parked += o.Parked
+}
+
+// Process writes the account's pending changes to amoCRM (see the package
+// doc). Errors: the store's, the client's (amocrm.Retryable ones are worth
+// a retry; amocrm.ErrRevoked and ErrBlocked are not) and mirror.ErrInvalid
+// for a broken mapping.
+func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
+	var res Result
+	acc, err := e.cfg.Store.AccountByID(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	if acc.Status != store.AccountActive {
+		res.Held = HoldUninstalled
+		return res, nil
+	}
+	settings, err := e.cfg.Store.SyncSettings(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	sub, err := e.cfg.Store.Subscription(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case settings.SyncState != "running":
+		res.Held = HoldStopped
+	case settings.SetupState != string(setup.StatusConfigured):
+		res.Held = HoldSetup
+	case !sub.AllowsWork(e.cfg.Now()):
+		res.Held = HoldSubscription
+	}
+	if res.Held != HoldNone {
+		return res, nil
+	}
+	mv, ok, err := e.cfg.Store.CurrentMapping(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		res.Held = HoldSetup
+		return res, nil
+	}
+	if err := checkMapping(mv.Mapping); err != nil {
+		return res, err
+	}
+	crm, err := e.cfg.CRM(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	dbs, err := e.cfg.Store.SyncDatabases(ctx, accountID)
+	if err != nil {
+		return res, err
+	}
+	pages := 0
+	for _, d := range dbs {
+		if !d.Enabled {
+			continue
+		}
+		loc, err := time.LoadLocation(d.TimeZone)
+		if err != nil {
+			loc = acc.Location()
+		}
+		run := &dbRun{e: e, acc: acc, settings: settings, mv: mv, crm: crm, db: d.ClinicDatabase, loc: loc, cursor: d.Cursor}
+		for {
+			if pages == e.cfg.MaxPages {
+				res.More = true
+				return res, nil
+			}
+			pr, more, err := run.page(ctx)
+			res.add(pr)
+			if err != nil {
+				return res, err
+			}
+			if !more {
+				break
+			}
+			pages++
+		}
+	}
+	return res, nil
+}
+
+// checkMapping refuses a mapping without our key fields or pipelines.
+func checkMapping(m setup.Mapping) error {
+	if !m.Contact[setup.DatumPatientID].Sent() || m.Contact[setup.DatumPatientID].FieldID == 0 ||
+		!m.Lead[setup.DatumReceptionID].Sent() || m.Lead[setup.DatumReceptionID].FieldID == 0 {
+		return fmt.Errorf("%w: the mapping has no key fields", mirror.ErrInvalid)
+	}
+	for _, k := range []setup.PipelineKey{setup.PipelinePrimary, setup.PipelineRepeat} {
+		if m.Pipelines[k].PipelineID == 0 {
+			return fmt.Errorf("%w: pipeline %s is not mapped", mirror.ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// dbRun is the sync of one database within one Process call.
+type dbRun struct {
+	e        *Engine
+	acc      store.Account
+	settings store.SyncSettings
+	mv       setup.MappingVersion
+	crm      CRM
+	db       store.ClinicDatabase
+	loc      *time.Location
+	cursor   int64
+	dict     *mirror.Dictionaries
+}
+
+// desiredContact is a contact the page wants in amoCRM.
+type desiredContact struct {
+	facts   mirror.ContactFacts
+	version int64
+	hash    []byte
+	link    store.EntityLink // zero CRMID: none
+}
+
+// desiredLead is a chain's lead the page wants in amoCRM.
+type desiredLead struct {
+	chain     mirror.Chain
+	facts     mirror.LeadFacts
+	staffID   string
+	version   int64
+	link      store.EntityLink // zero CRMID: none
+	linkKey   string           // the source id the link is stored under now
+	contactID int64
+	hash      []byte
+}
+
+// page processes one page of changes; more reports that a full page was read.
+func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
+	var res Result
+	st := r.e.cfg.Store
+	changes, err := st.PendingChanges(ctx, r.db.ID, r.cursor, r.e.cfg.PageSize)
+	if err != nil || len(changes) == 0 {
+		return res, false, err
+	}
+	res.Records = len(changes)
+	newCursor := changes[len(changes)-1].ChangeSeq
+	if r.dict == nil || slices.ContainsFunc(changes, func(c store.SourceRecord) bool {
+		return c.Kind == string(protocol.KindDoctor) || c.Kind == string(protocol.KindBranch)
+	}) {
+		if err := r.loadDictionaries(ctx); err != nil {
+			return res, false, err
+		}
+	}
+
+	var patientIDs []string
+	addPatient := func(id string) {
+		if id != "" && !slices.Contains(patientIDs, id) {
+			patientIDs = append(patientIDs, id)
+		}
+	}
+	for _, c := range changes {
+		switch {
+		case c.Deleted:
+			// Deleted records are not mirrored yet; a deleted reception has
+			// lost its patient id with its data.
+		case c.Kind == string(protocol.KindPatient):
+			addPatient(c.SourceID)
+		case c.Kind == string(protocol.KindReception):
+			var rec protocol.IdentReception
+			if err := json.Unmarshal(c.Data, &rec); err != nil {
+				return res, false, fmt.Errorf("engine: reception %s: %w", c.SourceID, err)
+			}
+			addPatient(rec.PatientID)
+		}
+	}
+	commit := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Cursor: newCursor}
+	if len(patientIDs) > 0 {
+		pr, err := r.sync(ctx, patientIDs, &commit)
+		res.add(pr)
+		if err != nil {
+			return res, false, err
+		}
+	}
+	if hook := r.e.cfg.BeforeCommit; hook != nil {
+		if err := hook(ctx); err != nil {
+			return res, false, err
+		}
+	}
+	commit.Now = r.e.cfg.Now()
+	if err := st.CommitSync(ctx, commit); err != nil {
+		return res, false, err
+	}
+	r.cursor = newCursor
+	return res, len(changes) == r.e.cfg.PageSize, nil
+}
+
+func (r *dbRun) loadDictionaries(ctx context.Context) error {
+	d := mirror.Dictionaries{Doctors: map[string]protocol.IdentDoctor{}, Branches: map[string]protocol.IdentBranch{}}
+	doctors, err := r.e.cfg.Store.SourceRecordsOfKind(ctx, r.db.ID, string(protocol.KindDoctor))
+	if err != nil {
+		return err
+	}
+	for _, rec := range doctors {
+		var doc protocol.IdentDoctor
+		if json.Unmarshal(rec.Data, &doc) == nil {
+			d.Doctors[rec.SourceID] = doc
+		}
+	}
+	branches, err := r.e.cfg.Store.SourceRecordsOfKind(ctx, r.db.ID, string(protocol.KindBranch))
+	if err != nil {
+		return err
+	}
+	for _, rec := range branches {
+		var b protocol.IdentBranch
+		if json.Unmarshal(rec.Data, &b) == nil {
+			d.Branches[rec.SourceID] = b
+		}
+	}
+	r.dict = &d
+	return nil
+}
+
+// inScope reports whether a reception belongs to the import.
+func (r *dbRun) inScope(rec protocol.IdentReception) bool {
+	since := r.settings.ImportSince
+	return since == "" || (len(rec.PlanStart) >= len(since) && rec.PlanStart[:len(since)] >= since)
+}
+
+// sync decides and writes the contacts and leads of patientIDs, adding the
+// links, parks and events to commit.
+func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.SyncCommit) (Result, error) {
+	var res Result
+	st := r.e.cfg.Store
+	now := r.e.cfg.Now()
+	patientRecs, err := st.SourceRecordsByID(ctx, r.db.ID, string(protocol.KindPatient), patientIDs)
+	if err != nil {
+		return res, err
+	}
+	receptionRecs, err := st.ReceptionsOfPatients(ctx, r.db.ID, patientIDs)
+	if err != nil {
+		return res, err
+	}
+	contactLinks, err := st.EntityLinks(ctx, r.db.ID, store.LinkPatient, patientIDs)
+	if err != nil {
+		return res, err
+	}
+	byPatient := map[string][]mirror.Reception{}
+	versions := map[string]int64{}
+	for _, rec := range receptionRecs {
+		var ir protocol.IdentReception
+		if err := json.Unmarshal(rec.Data, &ir); err != nil {
+			return res, fmt.Errorf("engine: reception %s: %w", rec.SourceID, err)
+		}
+		byPatient[ir.PatientID] = append(byPatient[ir.PatientID], mirror.Reception{ID: rec.SourceID, IdentReception: ir})
+		versions["r"+rec.SourceID] = rec.Version
+	}
+
+	var contacts []*desiredContact
+	var leads []*desiredLead
+	var memberIDs []string
+	for _, pr := range patientRecs {
+		if pr.Deleted {
+			continue
+		}
+		var ip protocol.IdentPatient
+		if err := json.Unmarshal(pr.Data, &ip); err != nil {
+			return res, fmt.Errorf("engine: patient %s: %w", pr.SourceID, err)
+		}
+		patient := mirror.Patient{ID: pr.SourceID, IdentPatient: ip}
+		recs := byPatient[patient.ID]
+		links := make(map[string]mirror.Link, len(recs))
+		byID := make(map[string]mirror.Reception, len(recs))
+		for _, rec := range recs {
+			links[rec.ID] = mirror.LinkOf(rec.IdentReception)
+			byID[rec.ID] = rec
+		}
+		var patientLeads []*desiredLead
+		for _, ch := range mirror.ResolveChains(links).All() {
+			cur := byID[ch.Current]
+			if !r.inScope(cur.IdentReception) || r.e.cfg.Rules.MovedAway(cur.IdentReception) {
+				continue
+			}
+			state, err := r.e.cfg.Rules.ReceptionState(cur, r.loc, now)
+			if err != nil {
+				commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: cur.ID, Reason: err.Error()})
+				continue
+			}
+			pipeline, err := mirror.PipelineOf(cur, patient.IdentPatient)
+			if err != nil {
+				commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: cur.ID, Reason: err.Error()})
+				continue
+			}
+			facts, err := mirror.BuildLead(mirror.LeadInput{Reception: cur, Patient: patient, State: state, Pipeline: pipeline,
+				Dictionaries: *r.dict, Location: r.loc})
+			if err != nil {
+				commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: cur.ID, Reason: err.Error()})
+				continue
+			}
+			patientLeads = append(patientLeads, &desiredLead{chain: ch, facts: facts, staffID: cur.StaffID, version: versions["r"+cur.ID]})
+			memberIDs = append(memberIDs, ch.Members...)
+		}
+		link, linked := contactLinks[patient.ID]
+		if len(patientLeads) == 0 && !linked {
+			continue // out of scope
+		}
+		facts := mirror.BuildContact(patient)
+		contacts = append(contacts, &desiredContact{facts: facts, version: pr.Version, link: link,
+			hash: hashOf("contact", facts.Hash, r.mv.ID, 0)})
+		leads = append(leads, patientLeads...)
+	}
+
+	// Contacts first: leads link to them.
+	cr, err := r.writeContacts(ctx, contacts, commit)
+	res.add(cr)
+	if err != nil {
+		return res, err
+	}
+	contactOf := map[string]int64{}
+	for _, c := range contacts {
+		if c.link.CRMID != 0 {
+			contactOf[c.facts.PatientID] = c.link.CRMID
+		}
+	}
+
+	leadLinks, err := st.EntityLinks(ctx, r.db.ID, store.LinkAppointment, memberIDs)
+	if err != nil {
+		return res, err
+	}
+	var ready []*desiredLead
+	for _, l := range leads {
+		l.linkKey = l.chain.Root
+		if link, ok := leadLinks[l.chain.Root]; ok {
+			l.link = link
+		} else {
+			for _, id := range l.chain.Members {
+				if link, ok := leadLinks[id]; ok {
+					l.link, l.linkKey = link, id
+					break
+				}
+			}
+		}
+		l.contactID = contactOf[l.facts.PatientID]
+		if l.contactID == 0 {
+			commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: l.facts.ReceptionID,
+				Reason: "Контакт пациента не записан в amoCRM"})
+			res.Parked++
+			continue
+		}
+		l.hash = hashOf("lead", l.facts.Hash, r.mv.ID, l.contactID)
+		ready = append(ready, l)
+	}
+	lr, err := r.writeLeads(ctx, ready, commit)
+	res.add(lr)
+	return res, err
+}
+
+// hashOf is what a link stores: mirror's content hash with what else
+// shapes the request (the mapping version, the lead's contact).
+func hashOf(kind, contentHash string, mappingVersionID, contactID int64) []byte {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%d\n%d", kind, contentHash, mappingVersionID, contactID))
+	return sum[:]
+}
+
+// writeContacts creates or updates the contacts whose hash changed, and
+// commits their links at once (the leads' commit comes later; a lost lead
+// commit then costs no contact request on retry).
+func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, commit *store.SyncCommit) (Result, error) {
+	var res Result
+	var todo []*desiredContact
+	for _, c := range contacts {
+		if c.link.CRMID == 0 || string(c.link.ContentHash) != string(c.hash) {
+			todo = append(todo, c)
+		}
+	}
+	if len(todo) == 0 {
+		return res, nil
+	}
+	keyField := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
+	for chunk := range slices.Chunk(todo, BatchSize) {
+		var unlinked []string
+		for _, c := range chunk {
+			if c.link.CRMID == 0 {
+				unlinked = append(unlinked, c.facts.PatientID)
+			}
+		}
+		if len(unlinked) > 0 {
+			found, err := findByKey(ctx, unlinked, keyField, func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+				page, err := r.crm.Contacts(ctx, p)
+				var fvs []amocrm.FieldValues
+				var ids []int64
+				for _, c := range page.Items {
+					for _, fv := range c.CustomFieldsValues {
+						fvs = append(fvs, fv)
+						ids = append(ids, c.ID)
+					}
+				}
+				return fvs, ids, page.HasNext, err
+			})
+			if err != nil {
+				return res, err
+			}
+			for _, c := range chunk {
+				if id := found[c.facts.PatientID]; c.link.CRMID == 0 && id != 0 {
+					c.link.CRMID = id
+				}
+			}
+		}
+		var creates, updates []*desiredContact
+		for _, c := range chunk {
+			if c.link.CRMID == 0 {
+				creates = append(creates, c)
+			} else {
+				updates = append(updates, c)
+			}
+		}
+		toContact := func(c *desiredContact) amocrm.Contact {
+			return amocrm.Contact{ID: c.link.CRMID, Name: c.facts.Name, CustomFieldsValues: contactFields(r.mv.Mapping, c.facts)}
+		}
+		written, parked, err := writeBatch(ctx, creates, toContact, r.crm.CreateContacts)
+		if err != nil {
+			return res, err
+		}
+		for i, c := range creates {
+			if written[i] != 0 {
+				c.link.CRMID = written[i]
+				res.ContactsCreated++
+			}
+		}
+		r.park(commit, parked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, &res)
+		uwritten, uparked, err := writeBatch(ctx, updates, toContact, r.crm.UpdateContacts)
+		if err != nil {
+			return res, err
+		}
+		for i := range updates {
+			if uwritten[i] != 0 {
+				res.ContactsUpdated++
+			}
+		}
+		r.park(commit, uparked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, &res)
+
+		var links []store.EntityLink
+		var unparked []store.Park
+		for i, c := range creates {
+			if written[i] != 0 {
+				links = append(links, c.linkRow())
+				unparked = append(unparked, store.Park{Kind: string(protocol.KindPatient), SourceID: c.facts.PatientID})
+			}
+		}
+		for i, c := range updates {
+			if uwritten[i] != 0 {
+				links = append(links, c.linkRow())
+				unparked = append(unparked, store.Park{Kind: string(protocol.KindPatient), SourceID: c.facts.PatientID})
+			}
+		}
+		if len(links) > 0 {
+			if err := r.e.cfg.Store.CommitSync(ctx, store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Links: links,
+				Unparked: unparked, Now: r.e.cfg.Now()}); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+func (c *desiredContact) linkRow() store.EntityLink {
+	return store.EntityLink{EntityType: store.LinkPatient, SourceID: c.facts.PatientID, CRMEntityType: store.CRMContact,
+		CRMID: c.link.CRMID, ContentHash: c.hash, SourceVersion: c.version}
+}
+
+// writeLeads creates or updates the leads whose hash changed and adds their
+// links to commit.
+func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *store.SyncCommit) (Result, error) {
+	var res Result
+	var todo []*desiredLead
+	for _, l := range leads {
+		if l.link.CRMID == 0 || string(l.link.ContentHash) != string(l.hash) || l.linkKey != l.chain.Root {
+			todo = append(todo, l)
+		}
+	}
+	keyField := r.mv.Mapping.Lead[setup.DatumReceptionID].FieldID
+	for chunk := range slices.Chunk(todo, BatchSize) {
+		// The current stage of linked leads, for the exception rule; a lead
+		// amoCRM no longer has is created again.
+		current := map[int64]amocrm.Lead{}
+		var linkedIDs []string
+		for _, l := range chunk {
+			if l.link.CRMID != 0 {
+				linkedIDs = append(linkedIDs, itoa(l.link.CRMID))
+			}
+		}
+		if len(linkedIDs) > 0 {
+			page, err := r.crm.Leads(ctx, amocrm.ListParams{Limit: BatchSize, Extra: map[string][]string{"filter[id][]": linkedIDs}})
+			if err != nil {
+				return res, err
+			}
+			for _, l := range page.Items {
+				current[l.ID] = l
+			}
+			for _, l := range chunk {
+				if _, ok := current[l.link.CRMID]; l.link.CRMID != 0 && !ok {
+					l.link.CRMID = 0
+				}
+			}
+		}
+		var keys []string
+		for _, l := range chunk {
+			if l.link.CRMID == 0 {
+				keys = append(keys, l.chain.Members...)
+			}
+		}
+		if len(keys) > 0 {
+			found, err := findByKey(ctx, keys, keyField, func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+				page, err := r.crm.Leads(ctx, p)
+				var fvs []amocrm.FieldValues
+				var ids []int64
+				for _, l := range page.Items {
+					for _, fv := range l.CustomFieldsValues {
+						fvs = append(fvs, fv)
+						ids = append(ids, l.ID)
+					}
+					current[l.ID] = l
+				}
+				return fvs, ids, page.HasNext, err
+			})
+			if err != nil {
+				return res, err
+			}
+			for _, l := range chunk {
+				for _, id := range l.chain.Members {
+					if l.link.CRMID == 0 && found[id] != 0 {
+						l.link.CRMID = found[id]
+					}
+				}
+			}
+		}
+		var creates, updates []*desiredLead
+		for _, l := range chunk {
+			if l.link.CRMID == 0 {
+				creates = append(creates, l)
+			} else {
+				updates = append(updates, l)
+			}
+		}
+		toLead := func(l *desiredLead) amocrm.Lead {
+			pm := r.mv.Mapping.Pipelines[setup.PipelineKey(l.facts.Pipeline)]
+			lead := amocrm.Lead{ID: l.link.CRMID, Name: l.facts.Name, Price: priceOf(l.facts.AmountKopecks),
+				ResponsibleUserID: responsibleOf(r.mv.Mapping.Responsible, l.staffID),
+				PipelineID:        pm.PipelineID, StatusID: pm.Stages[setup.State(l.facts.State)],
+				CustomFieldsValues: leadFields(r.mv.Mapping, l.facts)}
+			if l.link.CRMID == 0 {
+				lead.Embedded = &amocrm.LeadEmbedded{Contacts: []amocrm.EntityRef{{ID: l.contactID, IsMain: true}}}
+				return lead
+			}
+			if cur, ok := current[l.link.CRMID]; ok && r.held(cur) {
+				lead.PipelineID, lead.StatusID = 0, 0
+			}
+			return lead
+		}
+		written, parked, err := writeBatch(ctx, creates, toLead, r.crm.CreateLeads)
+		if err != nil {
+			return res, err
+		}
+		for i, l := range creates {
+			if written[i] != 0 {
+				l.link.CRMID = written[i]
+				res.LeadsCreated++
+			}
+		}
+		uwritten, uparked, err := writeBatch(ctx, updates, toLead, r.crm.UpdateLeads)
+		if err != nil {
+			return res, err
+		}
+		for i := range updates {
+			if uwritten[i] != 0 {
+				res.LeadsUpdated++
+			}
+		}
+		key := func(l *desiredLead) (string, string) { return string(protocol.KindReception), l.facts.ReceptionID }
+		r.park(commit, parked, key, &res)
+		r.park(commit, uparked, key, &res)
+		for _, batch := range []struct {
+			items   []*desiredLead
+			written []int64
+		}{{creates, written}, {updates, uwritten}} {
+			for i, l := range batch.items {
+				if batch.written[i] == 0 {
+					continue
+				}
+				if l.linkKey != l.chain.Root {
+					commit.Rekeys = append(commit.Rekeys, store.Rekey{EntityType: store.LinkAppointment, From: l.linkKey, To: l.chain.Root})
+				}
+				commit.Links = append(commit.Links, store.EntityLink{EntityType: store.LinkAppointment, SourceID: l.chain.Root,
+					CRMEntityType: store.CRMLead, CRMID: l.link.CRMID, ContentHash: l.hash, SourceVersion: l.version})
+				commit.Unparked = append(commit.Unparked, store.Park{Kind: string(protocol.KindReception), SourceID: l.facts.ReceptionID})
+			}
+		}
+	}
+	return res, nil
+}
+
+// held reports whether a lead sits in an exception stage of the mapped
+// pipeline it is in: its stage and pipeline are then left alone.
+func (r *dbRun) held(l amocrm.Lead) bool {
+	for _, pm := range r.mv.Mapping.Pipelines {
+		if pm.PipelineID == l.PipelineID && pm.IsException(l.StatusID) {
+			return true
+		}
+	}
+	return false
+}
+
+// parkedItem is an item amoCRM refused, with its message.
+type parkedItem[T any] struct {
+	item   T
+	reason string
+}
+
+func (r *dbRun) park(commit *store.SyncCommit, parked any, key any, res *Result) {
+	switch p := parked.(type) {
+	case []parkedItem[*desiredContact]:
+		k := key.(func(*desiredContact) (string, string))
+		for _, it := range p {
+			kind, id := k(it.item)
+			r.addPark(commit, kind, id, it.reason, res)
+		}
+	case []parkedItem[*desiredLead]:
+		k := key.(func(*desiredLead) (string, string))
+		for _, it := range p {
+			kind, id := k(it.item)
+			r.addPark(commit, kind, id, it.reason, res)
+		}
+	}
+}
+
+func (r *dbRun) addPark(commit *store.SyncCommit, kind, id, reason string, res *Result) {
+	res.Parked++
+	commit.Parked = append(commit.Parked, store.Park{Kind: kind, SourceID: id, Reason: reason})
+	what := "Пациент"
+	if kind == string(protocol.KindReception) {
+		what = "Запись"
+	}
+	dbID := r.db.ID
+	commit.Events = append(commit.Events, eventlog.Event{AccountID: r.acc.ID, DatabaseID: &dbID, Type: eventlog.TypeSyncError,
+		Severity: eventlog.Error, Message: fmt.Sprintf("«%s»: %s %s не передан(а) в amoCRM: %s", r.db.Name, what, id, reason),
+		Details: map[string]any{"kind": kind, "source_id": id, "reason": reason, "action": "resend"}})
+}
+
+// writeBatch sends items (at most BatchSize) with request ids that are
+// their indexes. A validation error parks the items amoCRM named and sends
+// the rest again; when amoCRM names none, each item is sent alone to find
+// the bad ones. written[i] is item i's amoCRM id, 0 when it was parked.
+func writeBatch[T any, E any](ctx context.Context, items []T, build func(T) E, send func(context.Context, []E) ([]amocrm.Saved, error)) ([]int64, []parkedItem[T], error) {
+	written := make([]int64, len(items))
+	var parked []parkedItem[T]
+	pending := make([]int, len(items))
+	for i := range items {
+		pending[i] = i
+	}
+	for len(pending) > 0 {
+		batch := make([]E, len(pending))
+		for j, i := range pending {
+			batch[j] = build(items[i])
+			setRequestID(&batch[j], itoa(int64(j)))
+		}
+		saved, err := send(ctx, batch)
+		var verr *amocrm.ValidationError
+		if err == nil {
+			for j, i := range pending {
+				written[i] = saved[j].ID
+			}
+			return written, parked, nil
+		}
+		if !errors.As(err, &verr) {
+			return written, parked, err
+		}
+		bad := map[int]string{}
+		for _, it := range verr.Items {
+			var j int
+			if _, scanErr := fmt.Sscan(it.RequestID, &j); scanErr == nil && j >= 0 && j < len(pending) {
+				bad[j] = validationMessage(verr, it)
+			}
+		}
+		if len(bad) == 0 {
+			if len(pending) == 1 {
+				parked = append(parked, parkedItem[T]{items[pending[0]], validationMessage(verr, amocrm.ItemErrors{})})
+				return written, parked, nil
+			}
+			// amoCRM did not say which: send each alone.
+			for _, i := range pending {
+				w, p, err := writeBatch(ctx, []T{items[i]}, build, send)
+				if err != nil {
+					return written, parked, err
+				}
+				written[i] = w[0]
+				parked = append(parked, p...)
+			}
+			return written, parked, nil
+		}
+		var rest []int
+		for j, i := range pending {
+			if msg, ok := bad[j]; ok {
+				parked = append(parked, parkedItem[T]{items[i], msg})
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		pending = rest
+	}
+	return written, parked, nil
+}
+
+func setRequestID(v any, id string) {
+	switch x := v.(type) {
+	case *amocrm.Contact:
+		x.RequestID = id
+	case *amocrm.Lead:
+		x.RequestID = id
+	}
+}
+
+// validationMessage is amoCRM's refusal in words for the event log.
+func validationMessage(verr *amocrm.ValidationError, it amocrm.ItemErrors) string {
+	var parts []string
+	for _, fe := range it.Errors {
+		s := fe.Code
+		if fe.Path != "" {
+			s += " (" + fe.Path + ")"
+		}
+		if fe.Detail != "" {
+			s += ": " + fe.Detail
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return strings.TrimSpace("amoCRM отклонил запрос: " + firstNonEmpty(verr.Detail, verr.Title))
+	}
+	return "amoCRM отклонил: " + strings.Join(parts, "; ")
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// findByKey searches amoCRM for entities whose key field holds one of keys
+// (pages of the filter are followed) and returns the lowest entity id per
+// key. list returns the field values of a page with the entity id of each.
+func findByKey(ctx context.Context, keys []string, fieldID int64,
+	list func(amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error)) (map[string]int64, error) {
+	found := map[string]int64{}
+	filter := fmt.Sprintf("filter[custom_fields_values][%d][]", fieldID)
+	for chunk := range slices.Chunk(keys, BatchSize) {
+		want := map[string]bool{}
+		for _, k := range chunk {
+			want[k] = true
+		}
+		for pageNo := 1; ; pageNo++ {
+			fvs, ids, more, err := list(amocrm.ListParams{Page: pageNo, Limit: amocrm.DefaultPageLimit, Extra: map[string][]string{filter: chunk}})
+			if err != nil {
+				return nil, err
+			}
+			for i, fv := range fvs {
+				if fv.FieldID != fieldID {
+					continue
+				}
+				for _, v := range fv.Values {
+					k := strings.TrimSpace(fmt.Sprint(v.Value))
+					if want[k] && (found[k] == 0 || ids[i] < found[k]) {
+						found[k] = ids[i]
+					}
+				}
+			}
+			if !more || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return found, ctx.Err()
+}

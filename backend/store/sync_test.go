@@ -1,0 +1,144 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/svyazka/svyazka/backend/eventlog"
+	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/backend/store/storetest"
+)
+
+func TestIngestWakesTheSyncOnlyOnChange(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	_, d := newDatabase(t, db, "wake")
+	var seqs []int64
+	wake := func(seq int64) (store.OutboxMessage, error) {
+		seqs = append(seqs, seq)
+		return store.OutboxMessage{TaskID: "sync:test:" + uuid.NewString(), TaskType: "sync:account", Payload: []byte(`{}`), Queue: "default", TimeoutSeconds: 60}, nil
+	}
+	ingest := func(recs ...store.IngestRecord) {
+		t.Helper()
+		_, err := db.Ingest(ctx, store.IngestBatch{DatabaseID: d.ID, BatchID: uuid.NewString(), Total: len(recs), Records: recs, Now: time.Now().UTC(), Wake: wake})
+		require.NoError(t, err)
+	}
+	ingest(record("reception", "1", 1, "a"), record("patient", "7", 1, "p"))
+	ingest(record("reception", "1", 2, "a")) // same content: no new work
+	require.Len(t, seqs, 1)
+	require.Equal(t, max(storedRecord(t, db, d.ID, "reception", "1").ChangeSeq, storedRecord(t, db, d.ID, "patient", "7").ChangeSeq), seqs[0],
+		"the wake-up carries the batch's highest change_seq")
+	var n int
+	require.NoError(t, db.SQL().QueryRow(`SELECT count(*) FROM outbox WHERE task_type = 'sync:account'`).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestSyncCursorLinksAndParks(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	acc, d := newDatabase(t, db, "cursor")
+	_, err := db.Ingest(ctx, store.IngestBatch{DatabaseID: d.ID, BatchID: uuid.NewString(), Total: 2, Now: time.Now().UTC(),
+		Records: []store.IngestRecord{record("patient", "1", 1, "a"), record("patient", "2", 1, "b")}})
+	require.NoError(t, err)
+
+	changes, err := db.PendingChanges(ctx, d.ID, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, changes, 2)
+	q, err := db.SyncQueue(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.SyncQueue{Pending: 2}, q)
+
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: changes[0].ChangeSeq, Now: time.Now(),
+		Links:  []store.EntityLink{{EntityType: store.LinkPatient, SourceID: "1", CRMEntityType: store.CRMContact, CRMID: 77, ContentHash: []byte{1}, SourceVersion: 1}},
+		Parked: []store.Park{{Kind: "patient", SourceID: "2", Reason: "amoCRM refused"}},
+		Events: []eventlog.Event{{AccountID: acc.ID, Type: eventlog.TypeSyncError, Severity: eventlog.Error, Message: "refused"}}}))
+	// The cursor never moves back.
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: 1, Now: time.Now()}))
+	dbs, err := db.SyncDatabases(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, changes[0].ChangeSeq, dbs[0].Cursor)
+	require.True(t, dbs[0].Enabled)
+	q, err = db.SyncQueue(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.SyncQueue{Pending: 1, Parked: 1}, q)
+
+	links, err := db.EntityLinks(ctx, d.ID, store.LinkPatient, []string{"1", "2"})
+	require.NoError(t, err)
+	require.Equal(t, int64(77), links["1"].CRMID)
+	require.NotContains(t, links, "2")
+
+	// Rekey moves a link; unpark removes the park.
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Now: time.Now(),
+		Rekeys: []store.Rekey{{EntityType: store.LinkPatient, From: "1", To: "3"}}, Unparked: []store.Park{{Kind: "patient", SourceID: "2"}}}))
+	links, err = db.EntityLinks(ctx, d.ID, store.LinkPatient, []string{"1", "3"})
+	require.NoError(t, err)
+	require.Equal(t, int64(77), links["3"].CRMID)
+	require.NotContains(t, links, "1")
+	q, err = db.SyncQueue(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Zero(t, q.Parked)
+}
+
+func TestStartStopSync(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	acc, d := newDatabase(t, db, "startstop")
+	now := time.Now().UTC()
+	task := store.OutboxMessage{TaskID: "sync:account:test:start", TaskType: "sync:account", Payload: []byte(`{}`), Queue: "default", TimeoutSeconds: 60}
+	start := store.StartSyncInput{AccountID: acc.ID, ImportSince: "2025-03-01", DatabaseIDs: []int64{d.ID}, Now: now, Task: task,
+		Event: eventlog.Event{AccountID: acc.ID, Type: eventlog.TypeSyncStarted, Message: "started"}}
+	require.NoError(t, db.StartSync(ctx, start))
+	require.ErrorIs(t, db.StartSync(ctx, start), store.ErrSyncState)
+	st, err := db.SyncSettings(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, "running", st.SyncState)
+	require.Equal(t, "2025-03-01", st.ImportSince)
+
+	pending, err := db.PendingSyncAccounts(ctx)
+	require.NoError(t, err)
+	require.Empty(t, pending)
+	_, err = db.Ingest(ctx, store.IngestBatch{DatabaseID: d.ID, BatchID: uuid.NewString(), Total: 1, Now: now, Records: []store.IngestRecord{record("patient", "1", 1, "a")}})
+	require.NoError(t, err)
+	pending, err = db.PendingSyncAccounts(ctx)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, acc.ID, pending[0].AccountID)
+
+	stop := eventlog.Event{AccountID: acc.ID, Type: eventlog.TypeSyncStopped, Message: "stopped"}
+	require.NoError(t, db.StopSync(ctx, acc.ID, stop, now))
+	require.ErrorIs(t, db.StopSync(ctx, acc.ID, stop, now), store.ErrSyncState)
+	pending, err = db.PendingSyncAccounts(ctx)
+	require.NoError(t, err)
+	require.Empty(t, pending, "a stopped account keeps its queue but is not swept")
+
+	other := store.StartSyncInput{AccountID: acc.ID, DatabaseIDs: []int64{d.ID + 1000}, Now: now, Task: task, Event: start.Event}
+	require.ErrorIs(t, db.StartSync(ctx, other), store.ErrNotFound)
+}
+
+func TestAccountSyncLock(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	release, ok, err := db.TryAccountSyncLock(ctx, 42)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = db.TryAccountSyncLock(ctx, 42)
+	require.NoError(t, err)
+	require.False(t, ok, "one holder at a time")
+	other, ok, err := db.TryAccountSyncLock(ctx, 43)
+	require.NoError(t, err)
+	require.True(t, ok)
+	other()
+	release()
+	again, ok, err := db.TryAccountSyncLock(ctx, 42)
+	require.NoError(t, err)
+	require.True(t, ok)
+	again()
+}
