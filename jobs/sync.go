@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -85,7 +86,7 @@ func syncError(accountID int64, err error) error {
 		return &RetryAfterError{Delay: 5 * time.Second, Err: err}
 	case amocrm.Retryable(err):
 		return err
-	case errors.Is(err, amocrm.ErrRevoked), errors.Is(err, amocrm.ErrBlocked), errors.Is(err, amocrm.ErrPaymentRequired),
+	case errors.Is(err, amocrm.ErrRevoked), errors.Is(err, amocrm.ErrUnauthorized), errors.Is(err, amocrm.ErrBlocked), errors.Is(err, amocrm.ErrPaymentRequired),
 		errors.Is(err, mirror.ErrInvalid), errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("jobs: sync of account %d: %w: %w", accountID, err, asynq.SkipRetry)
 	}
@@ -96,13 +97,16 @@ func syncError(accountID int64, err error) error {
 // *store.DB satisfies it.
 type SyncSweepStore interface {
 	PendingSyncAccounts(ctx context.Context) ([]store.PendingAccount, error)
+	DueReevaluationAccounts(ctx context.Context, now time.Time) ([]int64, error)
 	InTx(ctx context.Context, fn func(tx *store.Tx) error) error
 }
 
 // SyncSweep handles TypeSyncSweep: every running account with pending
-// changes gets a TypeSyncAccount task for this minute (through the outbox;
-// the task id makes repeats of one minute one task). It catches what a
-// lost wake-up or an exhausted retry left behind.
+// changes, or whose no-show grace timer expired for a planned reception
+// (no row changes when it passes), gets a TypeSyncAccount task for this
+// minute (through the outbox; the task id makes repeats of one minute, by
+// any number of schedulers, one task). It catches what a lost wake-up or an
+// exhausted retry left behind.
 type SyncSweep struct {
 	Store SyncSweepStore
 	Now   func() time.Time
@@ -118,10 +122,24 @@ func (h *SyncSweep) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	slot := h.Now().UTC().Truncate(SyncSweepEvery).Unix()
+	now := h.Now()
+	due, err := h.Store.DueReevaluationAccounts(ctx, now)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, 0, len(pending)+len(due))
+	for _, a := range pending {
+		ids = append(ids, a.AccountID)
+	}
+	for _, id := range due {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slot := now.UTC().Truncate(SyncSweepEvery).Unix()
 	return h.Store.InTx(ctx, func(tx *store.Tx) error {
-		for _, a := range pending {
-			t, err := NewSyncAccountTask(SyncAccountPayload{AccountID: a.AccountID}, "sweep:"+strconv.FormatInt(slot, 10))
+		for _, id := range ids {
+			t, err := NewSyncAccountTask(SyncAccountPayload{AccountID: id}, "sweep:"+strconv.FormatInt(slot, 10))
 			if err != nil {
 				return err
 			}

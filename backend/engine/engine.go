@@ -41,11 +41,46 @@
 //     amoCRM answered. Rate limits, 5xx and timeouts return the client's
 //     error (amocrm.Retryable) with nothing committed for the page; the
 //     caller retries with backoff.
+//   - Adoption (rule 4): a patient with no link whose key is not found in
+//     amoCRM takes a contact that existed before the sync when mirror.Adopt
+//     allows it (its phones match exactly this one patient of the database,
+//     the contact carries no patient id and is linked to nobody, nobody else
+//     claims the patient); nothing is merged otherwise. A batch with at most
+//     RealtimeLookupMax such patients searches amoCRM by each phone; a
+//     bigger one (an import) matches against the account's contacts read in
+//     full once per start (account_settings.contacts_scanned_at). Event
+//     «Контакт … связан с пациентом …».
+//   - Inbound leads (rule 6, account setting continue_inbound_leads, on by
+//     default): a new chain in the planned state whose patient's contact
+//     existed before the batch (linked or adopted) continues that contact's
+//     newest open lead outside our pipelines created within InboundWindow
+//     and linked to no chain: it is moved into our pipeline and stage, gets
+//     our fields and price, keeps its name, manager, source and UTM fields.
+//   - Manual moves (rule 7): links remember the pipeline and stage last
+//     written; a lead found elsewhere is moved back by the next source
+//     change, with an event. Exception stages still hold.
+//   - Moves (rule 3): when a chain's current reception changes the event log
+//     says «Запись перенесена: … → …».
+//   - The grace timer (rule 1): a planned reception's link stores when its
+//     grace expires (reevaluate_at); after the changes, Process decides
+//     again the chains whose time has come (the sweep wakes such accounts).
+//   - The responsible user follows the mapping's policy: fixed, or the
+//     doctor's override, or setup.MatchDoctors over the account's users
+//     (read once per Process call), or the fallback user.
+//   - Deleted receptions: a lead whose current reception was deleted in
+//     IDENT goes to the cancelled stage (left alone in an exception stage)
+//     and keeps its link, so amoCRM keeps the visit's history and a
+//     reception IDENT restores continues the same lead.
+//   - Failures: amoCRM's block (amocrm.ErrBlocked) pauses the account
+//     (sync_state paused, an error event) and returns the error; a start
+//     resumes. A revoked token uninstalls the account in the client's token
+//     path; Process then holds with HoldUninstalled. With Config.CheckDrift
+//     the mapping is validated before the first write of each start and when
+//     amoCRM refuses a field, pipeline or stage; a mapping that no longer
+//     fits marks setup drift and Process holds (HoldDrift) with the page
+//     uncommitted: nothing is parked for a settings problem.
 //
-// Not yet: adopting pre-existing contacts, continuing inbound leads,
-// deleted records, dictionary changes refreshing existing leads, the
-// no-show grace timer (mirror.Rules.NextReevaluation), doctor-to-user name
-// matching for the responsible user.
+// Not yet: dictionary changes refreshing existing leads.
 package engine
 
 import (
@@ -57,6 +92,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/svyazka/svyazka/amocrm"
@@ -92,6 +128,12 @@ type Store interface {
 	ReceptionsOfPatients(ctx context.Context, databaseID int64, patientIDs []string) ([]store.SourceRecord, error)
 	EntityLinks(ctx context.Context, databaseID int64, entityType string, sourceIDs []string) (map[string]store.EntityLink, error)
 	CommitSync(ctx context.Context, c store.SyncCommit) error
+	AppointmentLinksOf(ctx context.Context, databaseID int64, receptionIDs []string) ([]store.EntityLink, error)
+	DueReevaluations(ctx context.Context, databaseID int64, now time.Time, limit int) ([]store.EntityLink, error)
+	LinkedCRMIDs(ctx context.Context, accountID int64, crmEntityType string, ids []int64) (map[int64]bool, error)
+	SaveContactScan(ctx context.Context, accountID int64, phones []store.ContactPhone, at time.Time) error
+	ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]store.ContactPhone, error)
+	PauseSync(ctx context.Context, accountID int64, ev eventlog.Event, now time.Time) error
 }
 
 // Defaults of Config.
@@ -119,12 +161,27 @@ type Config struct {
 	// BeforeCommit, when set, runs before each final commit of a page; an
 	// error aborts the commit (tests simulate a crash after amoCRM answered).
 	BeforeCommit func(ctx context.Context) error
+	// CheckDrift, when set, validates the account's mapping against a fresh
+	// amoCRM snapshot and marks the account drift when it no longer fits
+	// (setup.Runner.CheckDrift). The engine calls it before the first write
+	// after each start and when amoCRM refuses a field, pipeline or stage.
+	CheckDrift func(ctx context.Context, accountID int64) ([]setup.Problem, error)
 }
 
 // Engine runs the sync of accounts.
 type Engine struct {
 	cfg Config
+
+	mu sync.Mutex
+	// driftChecked is the sync start each account's mapping was last
+	// checked for (CheckDrift before the first write of a start).
+	driftChecked map[int64]time.Time
 }
+
+// EventSync is the event type of what the sync did that a manager should
+// know: a contact adopted, an inbound lead continued, a manual move undone,
+// an appointment moved or deleted.
+const EventSync = eventlog.TypeSync
 
 // New returns an Engine; it fails on a missing dependency or invalid rules.
 func New(cfg Config) (*Engine, error) {
@@ -140,7 +197,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = DefaultMaxPages
 	}
-	return &Engine{cfg: cfg}, nil
+	return &Engine{cfg: cfg, driftChecked: map[int64]time.Time{}}, nil
 }
 
 // HoldReason says why Process wrote nothing.
@@ -153,6 +210,10 @@ const (
 	HoldSetup        HoldReason = "setup_not_configured"
 	HoldSubscription HoldReason = "subscription"
 	HoldUninstalled  HoldReason = "uninstalled"
+	// HoldPaused: amoCRM blocked the account; a start resumes it.
+	HoldPaused HoldReason = "sync_paused"
+	// HoldDrift: the mapping no longer fits amoCRM (setup state drift).
+	HoldDrift HoldReason = "setup_drift"
 )
 
 // Result counts what one Process call did.
@@ -164,6 +225,13 @@ type Result struct {
 	LeadsCreated    int
 	LeadsUpdated    int
 	Parked          int
+	// Adopted counts existing contacts linked to patients; Continued the
+	// inbound leads continued by an appointment.
+	Adopted   int
+	Continued int
+	// Reevaluated counts chains whose grace timer expired and were decided
+	// again.
+	Reevaluated int
 	// More is true when changes are still pending (MaxPages reached).
 	More bool
 }
@@ -175,6 +243,9 @@ func (r *Result) add(o Result) {
 	r.LeadsCreated += o.LeadsCreated
 	r.LeadsUpdated += o.LeadsUpdated
 	r.Parked += o.Parked
+	r.Adopted += o.Adopted
+	r.Continued += o.Continued
+	r.Reevaluated += o.Reevaluated
 }
 
 // Process writes the account's pending changes to amoCRM (see the package
@@ -182,6 +253,27 @@ func (r *Result) add(o Result) {
 // a retry; amocrm.ErrRevoked and ErrBlocked are not) and mirror.ErrInvalid
 // for a broken mapping.
 func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
+	res, err := e.process(ctx, accountID)
+	switch {
+	case errors.Is(err, errDrift):
+		res.Held = HoldDrift
+		return res, nil
+	case errors.Is(err, amocrm.ErrBlocked):
+		// Pausing stops the wake-ups; the records stay queued for a start.
+		perr := e.cfg.Store.PauseSync(context.WithoutCancel(ctx), accountID, eventlog.Event{AccountID: accountID, Type: eventlog.TypeSyncError,
+			Severity: eventlog.Error, Message: "amoCRM заблокировал доступ к API для аккаунта; синхронизация приостановлена. " +
+				"Изменения копятся и будут переданы после запуска.", Details: map[string]any{"reason": "blocked", "error": err.Error()}}, e.cfg.Now())
+		if perr != nil && !errors.Is(perr, store.ErrSyncState) {
+			return res, errors.Join(err, perr)
+		}
+	}
+	return res, err
+}
+
+// errDrift is a write held because the mapping no longer fits amoCRM.
+var errDrift = errors.New("engine: the mapping no longer fits amoCRM")
+
+func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 	var res Result
 	acc, err := e.cfg.Store.AccountByID(ctx, accountID)
 	if err != nil {
@@ -200,8 +292,12 @@ func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
 		return res, err
 	}
 	switch {
+	case settings.SyncState == "paused":
+		res.Held = HoldPaused
 	case settings.SyncState != "running":
 		res.Held = HoldStopped
+	case settings.SetupState == string(setup.StatusDrift):
+		res.Held = HoldDrift
 	case settings.SetupState != string(setup.StatusConfigured):
 		res.Held = HoldSetup
 	case !sub.AllowsWork(e.cfg.Now()):
@@ -229,6 +325,7 @@ func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	acct := &accountRun{settings: &settings, crm: crm}
 	pages := 0
 	for _, d := range dbs {
 		if !d.Enabled {
@@ -238,7 +335,7 @@ func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
 		if err != nil {
 			loc = acc.Location()
 		}
-		run := &dbRun{e: e, acc: acc, settings: settings, mv: mv, crm: crm, db: d.ClinicDatabase, loc: loc, cursor: d.Cursor}
+		run := &dbRun{e: e, acc: acc, acct: acct, settings: settings, mv: mv, crm: crm, db: d.ClinicDatabase, loc: loc, cursor: d.Cursor}
 		for {
 			if pages == e.cfg.MaxPages {
 				res.More = true
@@ -254,8 +351,88 @@ func (e *Engine) Process(ctx context.Context, accountID int64) (Result, error) {
 			}
 			pages++
 		}
+		// The grace timer: planned receptions whose plan end + grace passed
+		// with no row change are decided again.
+		for {
+			if pages == e.cfg.MaxPages {
+				res.More = true
+				return res, nil
+			}
+			pr, more, err := run.reevaluate(ctx)
+			res.add(pr)
+			if err != nil {
+				return res, err
+			}
+			if !more {
+				break
+			}
+			pages++
+		}
 	}
 	return res, nil
+}
+
+// accountRun is what one Process call shares across the account's
+// databases: its settings (the contact scan updates them) and the users,
+// read once.
+type accountRun struct {
+	settings  *store.SyncSettings
+	crm       CRM
+	usersRead bool
+	userList  []setup.User
+	scans     int
+}
+
+// beforeWrite runs CheckDrift once per sync start, before its first write.
+func (r *dbRun) beforeWrite(ctx context.Context) error {
+	e := r.e
+	if e.cfg.CheckDrift == nil {
+		return nil
+	}
+	var started time.Time
+	if r.settings.SyncStartedAt != nil {
+		started = *r.settings.SyncStartedAt
+	}
+	e.mu.Lock()
+	last, ok := e.driftChecked[r.acc.ID]
+	e.mu.Unlock()
+	if ok && !last.Before(started) {
+		return nil
+	}
+	if err := r.checkDrift(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.driftChecked[r.acc.ID] = started
+	e.mu.Unlock()
+	return nil
+}
+
+// checkDrift validates the mapping now; errDrift when it no longer fits
+// (CheckDrift marked the account drift with its event).
+func (r *dbRun) checkDrift(ctx context.Context) error {
+	if r.e.cfg.CheckDrift == nil {
+		return nil
+	}
+	problems, err := r.e.cfg.CheckDrift(ctx, r.acc.ID)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errDrift, setup.DriftDetail(problems))
+	}
+	return nil
+}
+
+// driftSuspect reports whether amoCRM's refusal names a field, pipeline or
+// stage: the mapping may no longer fit.
+func driftSuspect(reason string) bool {
+	for _, s := range []string{"custom_fields_values", "field_id", "status_id", "pipeline_id", "enum_id"} {
+		if strings.Contains(reason, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkMapping refuses a mapping without our key fields or pipelines.
@@ -275,6 +452,9 @@ func checkMapping(m setup.Mapping) error {
 // dbRun is the sync of one database within one Process call.
 type dbRun struct {
 	e        *Engine
+	acct     *accountRun
+	phones   *phoneIndex
+	matches  map[string]setup.Match
 	acc      store.Account
 	settings store.SyncSettings
 	mv       setup.MappingVersion
@@ -291,6 +471,10 @@ type desiredContact struct {
 	version int64
 	hash    []byte
 	link    store.EntityLink // zero CRMID: none
+	// existed: the patient had a contact before this page (its link);
+	// adopted: a contact that existed before the sync was linked now.
+	existed bool
+	adopted bool
 }
 
 // desiredLead is a chain's lead the page wants in amoCRM.
@@ -303,6 +487,15 @@ type desiredLead struct {
 	linkKey   string           // the source id the link is stored under now
 	contactID int64
 	hash      []byte
+	// contactExisted: the patient's contact was there before this page
+	// (linked or adopted), so it may have an inbound lead to continue.
+	contactExisted bool
+	// continued is the inbound lead this chain continues (nil: none).
+	continued *amocrm.Lead
+	// reevaluateAt is when a planned reception's grace expires (nil: never).
+	reevaluateAt *time.Time
+	// starts are the plan starts of the chain's members (a move's event).
+	starts map[string]string
 }
 
 // page processes one page of changes; more reports that a full page was read.
@@ -329,11 +522,15 @@ func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
 			patientIDs = append(patientIDs, id)
 		}
 	}
+	var deleted []string
 	for _, c := range changes {
 		switch {
+		case c.Deleted && c.Kind == string(protocol.KindReception):
+			// A deleted reception has lost its patient id with its data;
+			// its lead is found by the link (see deleteReceptions).
+			deleted = append(deleted, c.SourceID)
 		case c.Deleted:
-			// Deleted records are not mirrored yet; a deleted reception has
-			// lost its patient id with its data.
+			// A deleted patient keeps its contact: amoCRM's history stays.
 		case c.Kind == string(protocol.KindPatient):
 			addPatient(c.SourceID)
 		case c.Kind == string(protocol.KindReception):
@@ -345,6 +542,16 @@ func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
 		}
 	}
 	commit := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Cursor: newCursor}
+	if len(deleted) > 0 {
+		more, dr, err := r.deleteReceptions(ctx, deleted, &commit)
+		res.add(dr)
+		if err != nil {
+			return res, false, err
+		}
+		for _, id := range more {
+			addPatient(id)
+		}
+	}
 	if len(patientIDs) > 0 {
 		pr, err := r.sync(ctx, patientIDs, &commit)
 		res.add(pr)
@@ -467,7 +674,14 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 				commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: cur.ID, Reason: err.Error()})
 				continue
 			}
-			patientLeads = append(patientLeads, &desiredLead{chain: ch, facts: facts, staffID: cur.StaffID, version: versions["r"+cur.ID]})
+			dl := &desiredLead{chain: ch, facts: facts, staffID: cur.StaffID, version: versions["r"+cur.ID], starts: map[string]string{}}
+			if at, ok := r.e.cfg.Rules.NextReevaluation(cur, r.loc, now); ok {
+				dl.reevaluateAt = &at
+			}
+			for _, id := range ch.Members {
+				dl.starts[id] = byID[id].PlanStart
+			}
+			patientLeads = append(patientLeads, dl)
 			memberIDs = append(memberIDs, ch.Members...)
 		}
 		link, linked := contactLinks[patient.ID]
@@ -475,7 +689,7 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 			continue // out of scope
 		}
 		facts := mirror.BuildContact(patient)
-		contacts = append(contacts, &desiredContact{facts: facts, version: pr.Version, link: link,
+		contacts = append(contacts, &desiredContact{facts: facts, version: pr.Version, link: link, existed: linked && link.CRMID != 0,
 			hash: hashOf("contact", facts.Hash, r.mv.ID, 0)})
 		leads = append(leads, patientLeads...)
 	}
@@ -487,9 +701,11 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 		return res, err
 	}
 	contactOf := map[string]int64{}
+	contactExisted := map[string]bool{}
 	for _, c := range contacts {
 		if c.link.CRMID != 0 {
 			contactOf[c.facts.PatientID] = c.link.CRMID
+			contactExisted[c.facts.PatientID] = c.existed || c.adopted
 		}
 	}
 
@@ -511,6 +727,7 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 			}
 		}
 		l.contactID = contactOf[l.facts.PatientID]
+		l.contactExisted = contactExisted[l.facts.PatientID]
 		if l.contactID == 0 {
 			commit.Parked = append(commit.Parked, store.Park{Kind: string(protocol.KindReception), SourceID: l.facts.ReceptionID,
 				Reason: "Контакт пациента не записан в amoCRM"})
@@ -546,8 +763,12 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 	if len(todo) == 0 {
 		return res, nil
 	}
+	if err := r.beforeWrite(ctx); err != nil {
+		return res, err
+	}
 	keyField := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
 	for chunk := range slices.Chunk(todo, BatchSize) {
+		mini := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID}
 		var unlinked []string
 		for _, c := range chunk {
 			if c.link.CRMID == 0 {
@@ -575,6 +796,14 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 					c.link.CRMID = id
 				}
 			}
+			if err := r.adopt(ctx, chunk, &mini); err != nil {
+				return res, err
+			}
+			for _, c := range chunk {
+				if c.adopted {
+					res.Adopted++
+				}
+			}
 		}
 		var creates, updates []*desiredContact
 		for _, c := range chunk {
@@ -591,6 +820,9 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 		if err != nil {
 			return res, err
 		}
+		if err := r.suspectDrift(ctx, parked); err != nil {
+			return res, err
+		}
 		for i, c := range creates {
 			if written[i] != 0 {
 				c.link.CRMID = written[i]
@@ -600,6 +832,9 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 		r.park(commit, parked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, &res)
 		uwritten, uparked, err := writeBatch(ctx, updates, toContact, r.crm.UpdateContacts)
 		if err != nil {
+			return res, err
+		}
+		if err := r.suspectDrift(ctx, uparked); err != nil {
 			return res, err
 		}
 		for i := range updates {
@@ -623,9 +858,20 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 				unparked = append(unparked, store.Park{Kind: string(protocol.KindPatient), SourceID: c.facts.PatientID})
 			}
 		}
+		// An adoption whose contact write was refused is not kept.
+		var events []eventlog.Event
+		var adopted []int64
+		for _, ev := range mini.Events {
+			for _, c := range append(slices.Clone(creates), updates...) {
+				if c.adopted && ev.Details["contact_id"] == c.link.CRMID && slices.ContainsFunc(links, func(l store.EntityLink) bool { return l.SourceID == c.facts.PatientID }) {
+					events = append(events, ev)
+					adopted = append(adopted, c.link.CRMID)
+				}
+			}
+		}
 		if len(links) > 0 {
 			if err := r.e.cfg.Store.CommitSync(ctx, store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Links: links,
-				Unparked: unparked, Now: r.e.cfg.Now()}); err != nil {
+				Unparked: unparked, Events: events, AdoptedContacts: adopted, Now: r.e.cfg.Now()}); err != nil {
 				return res, err
 			}
 		}
@@ -648,10 +894,21 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 			todo = append(todo, l)
 		}
 	}
+	if len(todo) == 0 {
+		return res, nil
+	}
+	if err := r.beforeWrite(ctx); err != nil {
+		return res, err
+	}
+	matches, err := r.responsibles(ctx)
+	if err != nil {
+		return res, err
+	}
 	keyField := r.mv.Mapping.Lead[setup.DatumReceptionID].FieldID
 	for chunk := range slices.Chunk(todo, BatchSize) {
-		// The current stage of linked leads, for the exception rule; a lead
-		// amoCRM no longer has is created again.
+		// The current stage of linked leads, for the exception rule and to
+		// notice a manager's move; a lead amoCRM no longer has is created
+		// again.
 		current := map[int64]amocrm.Lead{}
 		var linkedIDs []string
 		for _, l := range chunk {
@@ -712,23 +969,54 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				updates = append(updates, l)
 			}
 		}
-		toLead := func(l *desiredLead) amocrm.Lead {
+		if err := r.continueInbound(ctx, creates); err != nil {
+			return res, err
+		}
+		var stillCreates []*desiredLead
+		for _, l := range creates {
+			if l.continued != nil {
+				current[l.continued.ID] = *l.continued
+				updates = append(updates, l)
+			} else {
+				stillCreates = append(stillCreates, l)
+			}
+		}
+		creates = stillCreates
+		// target is where a lead goes: the mapped pipeline and stage, or its
+		// current ones when it sits in an exception stage.
+		target := func(l *desiredLead) (pipelineID, statusID int64, held bool) {
 			pm := r.mv.Mapping.Pipelines[setup.PipelineKey(l.facts.Pipeline)]
+			if cur, ok := current[l.link.CRMID]; ok && l.link.CRMID != 0 && r.held(cur) {
+				return cur.PipelineID, cur.StatusID, true
+			}
+			return pm.PipelineID, pm.Stages[setup.State(l.facts.State)], false
+		}
+		toLead := func(l *desiredLead) amocrm.Lead {
+			pipelineID, statusID, held := target(l)
 			lead := amocrm.Lead{ID: l.link.CRMID, Name: l.facts.Name, Price: priceOf(l.facts.AmountKopecks),
-				ResponsibleUserID: responsibleOf(r.mv.Mapping.Responsible, l.staffID),
-				PipelineID:        pm.PipelineID, StatusID: pm.Stages[setup.State(l.facts.State)],
+				ResponsibleUserID: responsibleOf(r.mv.Mapping.Responsible, matches, l.staffID),
+				PipelineID:        pipelineID, StatusID: statusID,
 				CustomFieldsValues: leadFields(r.mv.Mapping, l.facts)}
 			if l.link.CRMID == 0 {
 				lead.Embedded = &amocrm.LeadEmbedded{Contacts: []amocrm.EntityRef{{ID: l.contactID, IsMain: true}}}
 				return lead
 			}
-			if cur, ok := current[l.link.CRMID]; ok && r.held(cur) {
+			if l.continued != nil {
+				// A continued lead keeps what the call or the form gave it:
+				// its name, its manager, its source and UTM fields (only our
+				// mapped fields are sent; amoCRM keeps the others).
+				lead.Name, lead.ResponsibleUserID = "", 0
+			}
+			if held {
 				lead.PipelineID, lead.StatusID = 0, 0
 			}
 			return lead
 		}
 		written, parked, err := writeBatch(ctx, creates, toLead, r.crm.CreateLeads)
 		if err != nil {
+			return res, err
+		}
+		if err := r.suspectDrift(ctx, parked); err != nil {
 			return res, err
 		}
 		for i, l := range creates {
@@ -739,6 +1027,9 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		}
 		uwritten, uparked, err := writeBatch(ctx, updates, toLead, r.crm.UpdateLeads)
 		if err != nil {
+			return res, err
+		}
+		if err := r.suspectDrift(ctx, uparked); err != nil {
 			return res, err
 		}
 		for i := range updates {
@@ -757,16 +1048,83 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				if batch.written[i] == 0 {
 					continue
 				}
+				pipelineID, statusID, held := target(l)
+				r.leadEvents(l, current[l.link.CRMID], pipelineID, statusID, held, commit)
+				if l.continued != nil {
+					res.Continued++
+				}
 				if l.linkKey != l.chain.Root {
 					commit.Rekeys = append(commit.Rekeys, store.Rekey{EntityType: store.LinkAppointment, From: l.linkKey, To: l.chain.Root})
 				}
 				commit.Links = append(commit.Links, store.EntityLink{EntityType: store.LinkAppointment, SourceID: l.chain.Root,
-					CRMEntityType: store.CRMLead, CRMID: l.link.CRMID, ContentHash: l.hash, SourceVersion: l.version})
+					CRMEntityType: store.CRMLead, CRMID: l.link.CRMID, ContentHash: l.hash, SourceVersion: l.version,
+					PatientID: l.facts.PatientID, CurrentID: l.chain.Current, PipelineID: pipelineID, StatusID: statusID, ReevaluateAt: l.reevaluateAt})
 				commit.Unparked = append(commit.Unparked, store.Park{Kind: string(protocol.KindReception), SourceID: l.facts.ReceptionID})
 			}
 		}
 	}
 	return res, nil
+}
+
+// leadEvents adds what the event log says about a written lead: an inbound
+// lead continued, a manager's move undone, an appointment moved.
+func (r *dbRun) leadEvents(l *desiredLead, cur amocrm.Lead, pipelineID, statusID int64, held bool, commit *store.SyncCommit) {
+	dbID := r.db.ID
+	stage := mirror.State(l.facts.State).Title()
+	pipeline := mirror.Pipeline(l.facts.Pipeline).Title()
+	details := map[string]any{"lead_id": l.link.CRMID, "kind": string(protocol.KindReception), "source_id": l.facts.ReceptionID}
+	add := func(msg string) {
+		commit.Events = append(commit.Events, eventlog.Event{AccountID: r.acc.ID, DatabaseID: &dbID, Type: EventSync,
+			Message: fmt.Sprintf("«%s»: %s", r.db.Name, msg), Details: details})
+	}
+	switch {
+	case l.continued != nil:
+		name := l.continued.Name
+		if name == "" {
+			name = "без названия"
+		}
+		add(fmt.Sprintf("Заявка «%s» (сделка №%d) продолжена записью на приём %s: сделка переведена в воронку «%s», этап «%s»; источник и метки сохранены",
+			name, l.link.CRMID, l.facts.StartLocal.Format("02.01.2006 15:04"), pipeline, stage))
+	case !held && l.link.PipelineID != 0 && cur.ID != 0 &&
+		(cur.PipelineID != l.link.PipelineID || cur.StatusID != l.link.StatusID) &&
+		(cur.PipelineID != pipelineID || cur.StatusID != statusID):
+		add(fmt.Sprintf("Сделка №%d была перемещена вручную; по изменению записи %s она переведена в воронку «%s», этап «%s»",
+			l.link.CRMID, l.facts.ReceptionID, pipeline, stage))
+	}
+	if prev := l.link.CurrentID; prev != "" && prev != l.chain.Current && slices.Contains(l.chain.Members, prev) {
+		add(fmt.Sprintf("Запись перенесена: %s → %s (%s, сделка №%d)", r.localStart(l.starts[prev]), l.facts.StartLocal.Format("02.01.2006 15:04"),
+			l.facts.Name, l.link.CRMID))
+	}
+}
+
+// localStart shows a naive IDENT time as 02.01.2006 15:04.
+func (r *dbRun) localStart(naive string) string {
+	t, err := time.Parse(protocol.LocalTimeLayout, naive)
+	if err != nil {
+		return naive
+	}
+	return t.Format("02.01.2006 15:04")
+}
+
+// suspectDrift checks the mapping when amoCRM refused a field, pipeline or
+// stage: errDrift when it no longer fits, so nothing is parked for a
+// settings problem.
+func (r *dbRun) suspectDrift(ctx context.Context, parked any) error {
+	var reasons []string
+	switch p := parked.(type) {
+	case []parkedItem[*desiredContact]:
+		for _, it := range p {
+			reasons = append(reasons, it.reason)
+		}
+	case []parkedItem[*desiredLead]:
+		for _, it := range p {
+			reasons = append(reasons, it.reason)
+		}
+	}
+	if !slices.ContainsFunc(reasons, driftSuspect) {
+		return nil
+	}
+	return r.checkDrift(ctx)
 }
 
 // held reports whether a lead sits in an exception stage of the mapped

@@ -49,7 +49,15 @@ type env struct {
 	// fail500 makes the next POST to the API answer 500 after it was applied.
 	fail500 atomic.Bool
 	version int64
+	// offset moves the engine's clock (the grace timer).
+	offset atomic.Int64
+	amoID  int64
+	runner *setup.Runner
+	log    *slog.Logger
 }
+
+// now is the engine's clock.
+func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -93,6 +101,7 @@ func newEnv(t *testing.T) *env {
 	var payload []byte
 	require.NoError(t, e.db.SQL().QueryRow(`SELECT payload FROM outbox WHERE task_type = $1 ORDER BY id DESC LIMIT 1`, jobs.TypeInstallComplete).Scan(&payload))
 	require.NoError(t, svc.ProcessTask(ctx, asynq.NewTask(jobs.TypeInstallComplete, payload)))
+	e.amoID = info.AccountID
 	e.acc, err = e.db.AccountByAmoID(ctx, info.AccountID)
 	require.NoError(t, err)
 	ref := amocrm.AccountRef{ID: e.acc.ID, Subdomain: e.acc.Subdomain, Domain: e.acc.BaseDomain}
@@ -113,13 +122,14 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	require.True(t, ok)
 	e.mv = mv
+	e.runner, e.log = runner, log
 
 	d, err := e.db.IssueConnectorToken(ctx, store.TokenRequest{AccountID: e.acc.ID, TokenHash: []byte(uuid.NewString()), Now: time.Now(),
 		MaxDatabases: 3, Name: "Клиника", TimeZone: "Europe/Moscow"})
 	require.NoError(t, err)
 	e.dbID = d.ID
 
-	e.eng, err = engine.New(engine.Config{Store: e.db, Rules: mirror.DefaultRules(), Now: time.Now, Log: log,
+	e.eng, err = engine.New(engine.Config{Store: e.db, Rules: mirror.DefaultRules(), Now: e.now, Log: log,
 		CRM: func(context.Context, int64) (engine.CRM, error) { return e.api, nil },
 		BeforeCommit: func(context.Context) error {
 			if e.failAt.CompareAndSwap(1, 0) {

@@ -115,17 +115,4 @@ func priceOf(kopecks *int64) int64 {
 	return (*kopecks + 50) / 100
 }
 
-// responsibleOf picks the lead's responsible user: fixed mode's user; in
-// doctor mode the override for the doctor, else the fallback user. 0 leaves
-// amoCRM's default. Matching doctors to users by name is not done yet.
-func responsibleOf(p setup.ResponsiblePolicy, staffID string) int64 {
-	if p.Mode == setup.ResponsibleFixed {
-		return p.UserID
-	}
-	if id := p.Overrides[staffID]; staffID != "" && id != 0 {
-		return id
-	}
-	return p.UserID
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -32,7 +32,10 @@ const (
 	TypeSubscriptionChanged Type = "subscription_changed"
 	TypeSetup               Type = "setup"
 	TypeSyncError           Type = "sync_error"
-	TypeError               Type = "error"
+	// TypeSync is what the sync did that a manager should know: a contact
+	// adopted, an inbound lead continued, a manual move undone, a move.
+	TypeSync  Type = "sync"
+	TypeError Type = "error"
 )
 
 // TypeLabels are the Russian names shown in the UI and the CSV, in menu order.
@@ -50,6 +53,7 @@ var TypeLabels = []struct {
 	{TypeSyncStopped, "Остановка синхронизации"},
 	{TypeSubscriptionChanged, "Подписка"},
 	{TypeSetup, "Настройка"},
+	{TypeSync, "Передача данных"},
 	{TypeSyncError, "Ошибка передачи данных"},
 	{TypeError, "Ошибка"},
 }

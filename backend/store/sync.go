@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -112,25 +115,34 @@ type SyncSettings struct {
 	// ImportSince is the clinic-local date the import starts from, as
 	// 2006-01-02; "" means every appointment.
 	ImportSince string
+	// ContinueInboundLeads: an open inbound lead of the patient's contact is
+	// continued by the next booked appointment (default true).
+	ContinueInboundLeads bool
+	// ContactsScannedAt is when the account's contacts were last read in
+	// full for adoption (nil: never).
+	ContactsScannedAt *time.Time
 }
 
 // SyncSettings returns the account's sync settings, or ErrNotFound.
 func (db *DB) SyncSettings(ctx context.Context, accountID int64) (SyncSettings, error) {
 	var row struct {
-		SyncState     string
-		SetupState    string
-		SyncStartedAt *time.Time
-		ImportSince   *string
+		SyncState            string
+		SetupState           string
+		SyncStartedAt        *time.Time
+		ImportSince          *string
+		ContinueInboundLeads bool
+		ContactsScannedAt    *time.Time
 	}
-	res := db.Gorm(ctx).Raw(`SELECT sync_state, setup_state, sync_started_at, to_char(import_since, 'YYYY-MM-DD') AS import_since
-		FROM account_settings WHERE account_id = ?`, accountID).Scan(&row)
+	res := db.Gorm(ctx).Raw(`SELECT sync_state, setup_state, sync_started_at, to_char(import_since, 'YYYY-MM-DD') AS import_since,
+		continue_inbound_leads, contacts_scanned_at FROM account_settings WHERE account_id = ?`, accountID).Scan(&row)
 	if res.Error != nil {
 		return SyncSettings{}, fmt.Errorf("store: sync settings of account %d: %w", accountID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return SyncSettings{}, ErrNotFound
 	}
-	out := SyncSettings{SyncState: row.SyncState, SetupState: row.SetupState, SyncStartedAt: row.SyncStartedAt}
+	out := SyncSettings{SyncState: row.SyncState, SetupState: row.SetupState, SyncStartedAt: row.SyncStartedAt,
+		ContinueInboundLeads: row.ContinueInboundLeads, ContactsScannedAt: row.ContactsScannedAt}
 	if row.ImportSince != nil {
 		out.ImportSince = *row.ImportSince
 	}
@@ -193,6 +205,57 @@ type EntityLink struct {
 	ContentHash []byte
 	// SourceVersion is the record version last written.
 	SourceVersion int64
+	// For an appointment link: the patient, the chain's current reception,
+	// the pipeline and stage last written (or seen, when held) and when a
+	// planned reception's grace expires (nil: never).
+	PatientID    string
+	CurrentID    string
+	PipelineID   int64
+	StatusID     int64
+	ReevaluateAt *time.Time
+}
+
+const linkColumns = `entity_type, source_id, crm_entity_type, crm_id, content_hash, source_version,
+	coalesce(patient_id, '') AS patient_id, coalesce(current_id, '') AS current_id,
+	coalesce(crm_pipeline_id, 0) AS crm_pipeline_id, coalesce(crm_status_id, 0) AS crm_status_id, reevaluate_at`
+
+type linkRow struct {
+	EntityType    string
+	SourceID      string
+	CrmEntityType string
+	CrmID         *int64
+	ContentHash   []byte
+	SourceVersion int64
+	PatientID     string
+	CurrentID     string
+	CrmPipelineID int64
+	CrmStatusID   int64
+	ReevaluateAt  *time.Time
+}
+
+func (r linkRow) domain() EntityLink {
+	l := EntityLink{EntityType: r.EntityType, SourceID: r.SourceID, CRMEntityType: r.CrmEntityType, ContentHash: r.ContentHash,
+		SourceVersion: r.SourceVersion, PatientID: r.PatientID, CurrentID: r.CurrentID, PipelineID: r.CrmPipelineID, StatusID: r.CrmStatusID}
+	if r.CrmID != nil {
+		l.CRMID = *r.CrmID
+	}
+	if r.ReevaluateAt != nil {
+		at := r.ReevaluateAt.UTC()
+		l.ReevaluateAt = &at
+	}
+	return l
+}
+
+func (db *DB) links(ctx context.Context, op string, query string, args ...any) ([]EntityLink, error) {
+	var rows []linkRow
+	if err := db.Gorm(ctx).Raw(query, args...).Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	out := make([]EntityLink, len(rows))
+	for i, r := range rows {
+		out[i] = r.domain()
+	}
+	return out, nil
 }
 
 // EntityLinks returns the database's links of entityType for the given
@@ -202,24 +265,102 @@ func (db *DB) EntityLinks(ctx context.Context, databaseID int64, entityType stri
 	if len(sourceIDs) == 0 {
 		return out, nil
 	}
-	var rows []struct {
-		EntityType    string
-		SourceID      string
-		CrmEntityType string
-		CrmID         *int64
-		ContentHash   []byte
-		SourceVersion int64
+	rows, err := db.links(ctx, fmt.Sprintf("%s links (database %d)", entityType, databaseID),
+		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = ? AND source_id IN ?`, databaseID, entityType, sourceIDs)
+	if err != nil {
+		return nil, err
 	}
-	if err := db.Gorm(ctx).Raw(`SELECT entity_type, source_id, crm_entity_type, crm_id, content_hash, source_version FROM entity_links
-		WHERE database_id = ? AND entity_type = ? AND source_id IN ?`, databaseID, entityType, sourceIDs).Scan(&rows).Error; err != nil {
-		return nil, fmt.Errorf("store: %s links (database %d): %w", entityType, databaseID, err)
+	for _, l := range rows {
+		out[l.SourceID] = l
 	}
-	for _, r := range rows {
-		l := EntityLink{EntityType: r.EntityType, SourceID: r.SourceID, CRMEntityType: r.CrmEntityType, ContentHash: r.ContentHash, SourceVersion: r.SourceVersion}
-		if r.CrmID != nil {
-			l.CRMID = *r.CrmID
+	return out, nil
+}
+
+// AppointmentLinksOf returns the database's appointment links whose chain
+// root or current reception is one of receptionIDs (a deleted reception
+// finds its lead).
+func (db *DB) AppointmentLinksOf(ctx context.Context, databaseID int64, receptionIDs []string) ([]EntityLink, error) {
+	if len(receptionIDs) == 0 {
+		return nil, nil
+	}
+	return db.links(ctx, fmt.Sprintf("appointment links of %d receptions (database %d)", len(receptionIDs), databaseID),
+		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment'
+			AND (source_id IN ? OR current_id IN ?) ORDER BY source_id`, databaseID, receptionIDs, receptionIDs)
+}
+
+// DueReevaluations returns up to limit appointment links of the database
+// whose grace timer expired at now, oldest first.
+func (db *DB) DueReevaluations(ctx context.Context, databaseID int64, now time.Time, limit int) ([]EntityLink, error) {
+	return db.links(ctx, fmt.Sprintf("due re-evaluations (database %d)", databaseID),
+		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment' AND reevaluate_at <= ?
+			ORDER BY reevaluate_at, source_id LIMIT ?`, databaseID, now.UTC(), limit)
+}
+
+// LinkedCRMIDs returns which of ids (amoCRM ids of crmEntityType) are linked
+// to a source record of the account.
+func (db *DB) LinkedCRMIDs(ctx context.Context, accountID int64, crmEntityType string, ids []int64) (map[int64]bool, error) {
+	out := map[int64]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var found []int64
+	if err := db.Gorm(ctx).Raw(`SELECT DISTINCT crm_id FROM entity_links WHERE account_id = ? AND crm_entity_type = ? AND crm_id IN ?`,
+		accountID, crmEntityType, ids).Scan(&found).Error; err != nil {
+		return nil, fmt.Errorf("store: linked %ss of account %d: %w", crmEntityType, accountID, err)
+	}
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// ContactPhone is one phone (E.164) of an amoCRM contact.
+type ContactPhone struct {
+	ContactID int64
+	Phone     string
+}
+
+// SaveContactScan replaces the account's scanned contact phones with phones
+// and records at as the time of the full read, in one transaction.
+func (db *DB) SaveContactScan(ctx context.Context, accountID int64, phones []ContactPhone, at time.Time) error {
+	err := db.transact(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(`DELETE FROM sync_contact_phones WHERE account_id = ?`, accountID).Error; err != nil {
+			return err
 		}
-		out[r.SourceID] = l
+		for chunk := range slices.Chunk(phones, 1000) {
+			var sb strings.Builder
+			args := make([]any, 0, 3*len(chunk))
+			sb.WriteString(`INSERT INTO sync_contact_phones (account_id, phone, contact_id) VALUES `)
+			for i, p := range chunk {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("(?, ?, ?)")
+				args = append(args, accountID, p.Phone, p.ContactID)
+			}
+			sb.WriteString(" ON CONFLICT DO NOTHING")
+			if err := tx.Exec(sb.String(), args...).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Exec(`UPDATE account_settings SET contacts_scanned_at = ? WHERE account_id = ?`, at.UTC(), accountID).Error
+	})
+	if err != nil {
+		return fmt.Errorf("store: save contact scan of account %d (%d phones): %w", accountID, len(phones), err)
+	}
+	return nil
+}
+
+// ScannedContactsByPhone returns the scanned contacts having any of phones
+// (E.164).
+func (db *DB) ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]ContactPhone, error) {
+	if len(phones) == 0 {
+		return nil, nil
+	}
+	var out []ContactPhone
+	if err := db.Gorm(ctx).Raw(`SELECT contact_id, phone FROM sync_contact_phones WHERE account_id = ? AND phone IN ? ORDER BY contact_id, phone`,
+		accountID, phones).Scan(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: scanned contacts of account %d: %w", accountID, err)
 	}
 	return out, nil
 }
@@ -245,6 +386,12 @@ type SyncCommit struct {
 	Parked   []Park
 	Unparked []Park
 	Events   []eventlog.Event
+	// ClearReevaluation are appointment links (by source id) whose grace
+	// timer is cleared before Links are written (a link written again sets
+	// its own).
+	ClearReevaluation []string
+	// AdoptedContacts leave the scanned candidates: they are linked now.
+	AdoptedContacts []int64
 	// Cursor, when above the stored one, becomes the database's cursor.
 	Cursor int64
 	Now    time.Time
@@ -272,12 +419,34 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 				return err
 			}
 		}
+		if len(c.ClearReevaluation) > 0 {
+			if err := tx.Exec(`UPDATE entity_links SET reevaluate_at = NULL WHERE database_id = ? AND entity_type = 'appointment' AND source_id IN ?`,
+				c.DatabaseID, c.ClearReevaluation).Error; err != nil {
+				return err
+			}
+		}
+		if len(c.AdoptedContacts) > 0 {
+			if err := tx.Exec(`DELETE FROM sync_contact_phones WHERE account_id = ? AND contact_id IN ?`, c.AccountID, c.AdoptedContacts).Error; err != nil {
+				return err
+			}
+		}
 		for _, l := range c.Links {
-			if err := tx.Exec(`INSERT INTO entity_links (account_id, database_id, entity_type, source_id, crm_entity_type, crm_id, content_hash, source_version, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			var reevaluate *time.Time
+			if l.ReevaluateAt != nil {
+				at := l.ReevaluateAt.UTC()
+				reevaluate = &at
+			}
+			if err := tx.Exec(`INSERT INTO entity_links (account_id, database_id, entity_type, source_id, crm_entity_type, crm_id, content_hash, source_version,
+					patient_id, current_id, crm_pipeline_id, crm_status_id, reevaluate_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, 0), NULLIF(?, 0), ?, ?)
 				ON CONFLICT (database_id, entity_type, source_id) DO UPDATE SET crm_entity_type = EXCLUDED.crm_entity_type,
-					crm_id = EXCLUDED.crm_id, content_hash = EXCLUDED.content_hash, source_version = EXCLUDED.source_version, updated_at = EXCLUDED.updated_at`,
-				c.AccountID, c.DatabaseID, l.EntityType, l.SourceID, l.CRMEntityType, l.CRMID, l.ContentHash, l.SourceVersion, now).Error; err != nil {
+					crm_id = EXCLUDED.crm_id, content_hash = EXCLUDED.content_hash, source_version = EXCLUDED.source_version,
+					patient_id = coalesce(EXCLUDED.patient_id, entity_links.patient_id), current_id = coalesce(EXCLUDED.current_id, entity_links.current_id),
+					crm_pipeline_id = coalesce(EXCLUDED.crm_pipeline_id, entity_links.crm_pipeline_id),
+					crm_status_id = coalesce(EXCLUDED.crm_status_id, entity_links.crm_status_id),
+					reevaluate_at = EXCLUDED.reevaluate_at, updated_at = EXCLUDED.updated_at`,
+				c.AccountID, c.DatabaseID, l.EntityType, l.SourceID, l.CRMEntityType, l.CRMID, l.ContentHash, l.SourceVersion,
+				l.PatientID, l.CurrentID, l.PipelineID, l.StatusID, reevaluate, now).Error; err != nil {
 				return err
 			}
 		}
@@ -286,14 +455,26 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 				return err
 			}
 		}
+		parkedIDs := map[[2]string]int64{}
 		for _, p := range c.Parked {
-			if err := tx.Exec(`INSERT INTO sync_parked (account_id, database_id, kind, source_id, reason, parked_at) VALUES (?, ?, ?, ?, ?, ?)
-				ON CONFLICT (database_id, kind, source_id) DO UPDATE SET reason = EXCLUDED.reason, parked_at = EXCLUDED.parked_at`,
-				c.AccountID, c.DatabaseID, p.Kind, p.SourceID, p.Reason, now).Error; err != nil {
+			var id int64
+			if err := tx.Raw(`INSERT INTO sync_parked (account_id, database_id, kind, source_id, reason, parked_at) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (database_id, kind, source_id) DO UPDATE SET reason = EXCLUDED.reason, parked_at = EXCLUDED.parked_at RETURNING id`,
+				c.AccountID, c.DatabaseID, p.Kind, p.SourceID, p.Reason, now).Scan(&id).Error; err != nil {
 				return err
 			}
+			parkedIDs[[2]string{p.Kind, p.SourceID}] = id
 		}
 		for _, e := range c.Events {
+			// An event offering «Отправить повторно» names the parked row.
+			if e.Details["action"] == "resend" {
+				kind, _ := e.Details["kind"].(string)
+				sourceID, _ := e.Details["source_id"].(string)
+				if id, ok := parkedIDs[[2]string{kind, sourceID}]; ok {
+					e.Details = maps.Clone(e.Details)
+					e.Details["parked_id"] = id
+				}
+			}
 			if err := RecordTx(tx, e); err != nil {
 				return err
 			}
@@ -485,4 +666,124 @@ func (db *DB) TryAccountSyncLock(ctx context.Context, accountID int64) (release 
 		}
 		_ = conn.Close()
 	}, true, nil
+}
+
+// DueReevaluationAccounts lists the active, running accounts with an
+// appointment link whose grace timer expired at now.
+func (db *DB) DueReevaluationAccounts(ctx context.Context, now time.Time) ([]int64, error) {
+	var out []int64
+	err := db.Gorm(ctx).Raw(`SELECT DISTINCT l.account_id FROM entity_links l
+		JOIN account_settings st ON st.account_id = l.account_id JOIN accounts a ON a.id = l.account_id
+		LEFT JOIN sync_cursors c ON c.database_id = l.database_id
+		WHERE l.reevaluate_at <= ? AND st.sync_state = 'running' AND a.status = ? AND coalesce(c.enabled, true)
+		ORDER BY l.account_id`, now.UTC(), AccountActive).Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: accounts with due re-evaluations: %w", err)
+	}
+	return out, nil
+}
+
+// PauseSync pauses a running account's sync (amoCRM blocked it) and
+// records the event. Records keep queueing; a start resumes. ErrSyncState
+// when the sync is not running.
+func (db *DB) PauseSync(ctx context.Context, accountID int64, ev eventlog.Event, now time.Time) error {
+	err := db.transact(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE account_settings SET sync_state = 'paused', sync_stopped_at = ?, version = version + 1, updated_at = now()
+			WHERE account_id = ? AND sync_state = 'running'`, now, accountID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrSyncState
+		}
+		return RecordTx(tx, ev)
+	})
+	if errors.Is(err, ErrSyncState) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("store: pause sync of account %d: %w", accountID, err)
+	}
+	return nil
+}
+
+// SetContinueInboundLeads turns continuing inbound leads on or off for the
+// account. ErrNotFound for an unknown account.
+func (db *DB) SetContinueInboundLeads(ctx context.Context, accountID int64, on bool) error {
+	res := db.Gorm(ctx).Exec(`UPDATE account_settings SET continue_inbound_leads = ?, version = version + 1, updated_at = now() WHERE account_id = ?`, on, accountID)
+	if res.Error != nil {
+		return fmt.Errorf("store: continue inbound leads of account %d: %w", accountID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ParkedRecord is a parked record with its id.
+type ParkedRecord struct {
+	ID         int64
+	AccountID  int64
+	DatabaseID int64
+	Park
+	ParkedAt time.Time
+}
+
+// ResendInput is «Отправить повторно» for one parked record.
+type ResendInput struct {
+	AccountID int64
+	ParkedID  int64
+	// Event is recorded with the resend; Message may use the record's kind
+	// and id (Build fills them from the parked row).
+	Event func(p ParkedRecord) eventlog.Event
+	// Task wakes the sync (added to the outbox).
+	Task OutboxMessage
+	Now  time.Time
+}
+
+// ResendParked unparks a record of the account and queues it again: its
+// source record takes a new change_seq, so the sync reads it as a change;
+// the event and the wake-up commit with it. ErrNotFound when the account
+// has no such parked record.
+func (db *DB) ResendParked(ctx context.Context, in ResendInput) (ParkedRecord, error) {
+	var p ParkedRecord
+	err := db.InTx(ctx, func(tx *Tx) error {
+		var row struct {
+			ID         int64
+			AccountID  int64
+			DatabaseID int64
+			Kind       string
+			SourceID   string
+			Reason     string
+			ParkedAt   time.Time
+		}
+		res := tx.g.Raw(`DELETE FROM sync_parked WHERE id = ? AND account_id = ?
+			RETURNING id, account_id, database_id, kind, source_id, reason, parked_at`, in.ParkedID, in.AccountID).Scan(&row)
+		switch {
+		case res.Error != nil:
+			return res.Error
+		case res.RowsAffected == 0:
+			return ErrNotFound
+		}
+		p = ParkedRecord{ID: row.ID, AccountID: row.AccountID, DatabaseID: row.DatabaseID,
+			Park: Park{Kind: row.Kind, SourceID: row.SourceID, Reason: row.Reason}, ParkedAt: row.ParkedAt.UTC()}
+		if err := tx.g.Exec(`UPDATE source_records SET change_seq = nextval('source_change_seq'), changed_at = ?
+			WHERE database_id = ? AND kind = ? AND source_id = ?`, in.Now.UTC(), p.DatabaseID, p.Kind, p.SourceID).Error; err != nil {
+			return err
+		}
+		if in.Event != nil {
+			if err := RecordTx(tx.g, in.Event(p)); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Enqueue(in.Task)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return ParkedRecord{}, err
+	}
+	if err != nil {
+		return ParkedRecord{}, fmt.Errorf("store: resend parked record %d of account %d: %w", in.ParkedID, in.AccountID, err)
+	}
+	return p, nil
 }

@@ -142,3 +142,63 @@ func TestAccountSyncLock(t *testing.T) {
 	require.True(t, ok)
 	again()
 }
+
+func TestSyncSecondSliceStorage(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	acc, d := newDatabase(t, db, "second")
+	now := time.Now().UTC().Truncate(time.Second)
+
+	t.Run("ContactScan", func(t *testing.T) {
+		require.NoError(t, db.SaveContactScan(ctx, acc.ID, []store.ContactPhone{{ContactID: 1, Phone: "+79001112233"}, {ContactID: 2, Phone: "+79002223344"}}, now))
+		got, err := db.ScannedContactsByPhone(ctx, acc.ID, []string{"+79001112233"})
+		require.NoError(t, err)
+		require.Equal(t, []store.ContactPhone{{ContactID: 1, Phone: "+79001112233"}}, got)
+		s, err := db.SyncSettings(ctx, acc.ID)
+		require.NoError(t, err)
+		require.True(t, s.ContinueInboundLeads, "on by default")
+		require.WithinDuration(t, now, *s.ContactsScannedAt, time.Second)
+		// An adopted contact leaves the candidates; a new scan replaces them.
+		require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, AdoptedContacts: []int64{1}, Now: now}))
+		got, err = db.ScannedContactsByPhone(ctx, acc.ID, []string{"+79001112233", "+79002223344"})
+		require.NoError(t, err)
+		require.Equal(t, []store.ContactPhone{{ContactID: 2, Phone: "+79002223344"}}, got)
+		require.NoError(t, db.SetContinueInboundLeads(ctx, acc.ID, false))
+		s, err = db.SyncSettings(ctx, acc.ID)
+		require.NoError(t, err)
+		require.False(t, s.ContinueInboundLeads)
+	})
+
+	t.Run("LinksAndTimer", func(t *testing.T) {
+		due := now.Add(-time.Minute)
+		require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Now: now, Links: []store.EntityLink{
+			{EntityType: store.LinkAppointment, SourceID: "10", CRMEntityType: store.CRMLead, CRMID: 5, PatientID: "1", CurrentID: "11",
+				PipelineID: 7, StatusID: 8, ReevaluateAt: &due}}}))
+		links, err := db.AppointmentLinksOf(ctx, d.ID, []string{"11"})
+		require.NoError(t, err)
+		require.Len(t, links, 1)
+		require.Equal(t, "1", links[0].PatientID)
+		require.Equal(t, int64(8), links[0].StatusID)
+		linked, err := db.LinkedCRMIDs(ctx, acc.ID, store.CRMLead, []int64{5, 6})
+		require.NoError(t, err)
+		require.Equal(t, map[int64]bool{5: true}, linked)
+		got, err := db.DueReevaluations(ctx, d.ID, now, 10)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Now: now, ClearReevaluation: []string{"10"}}))
+		got, err = db.DueReevaluations(ctx, d.ID, now, 10)
+		require.NoError(t, err)
+		require.Empty(t, got)
+	})
+
+	t.Run("ResendUnknown", func(t *testing.T) {
+		_, err := db.ResendParked(ctx, store.ResendInput{AccountID: acc.ID, ParkedID: 999, Now: now})
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
+	t.Run("PauseNeedsRunning", func(t *testing.T) {
+		err := db.PauseSync(ctx, acc.ID, eventlog.Event{AccountID: acc.ID, Type: eventlog.TypeSyncError, Message: "blocked"}, now)
+		require.ErrorIs(t, err, store.ErrSyncState)
+	})
+}

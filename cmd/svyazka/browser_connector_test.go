@@ -49,10 +49,7 @@ func TestBrowserConnectorStatus(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
 	}
 
-	run("open amoCRM settings page", chromedp.Navigate(widgetURL), chromedp.WaitVisible("#list_page_holder iframe", chromedp.ByQuery))
-	var iframes []*cdp.Node
-	run("find the widget iframe", chromedp.Nodes("#list_page_holder iframe", &iframes, chromedp.ByQuery))
-	in := chromedp.FromNode(iframes[0])
+	in := openWidgetFrame(t, ctx, widgetURL)
 	text := func(sel string) string {
 		t.Helper()
 		var s string
@@ -204,10 +201,7 @@ func TestBrowserConnectorStatus(t *testing.T) {
 	// A user who is not an amoCRM admin sees the statuses but cannot issue
 	// tokens (the API refuses them with 403 too).
 	userID := addSandboxUser(t, widgetURL)
-	run("open as a non-admin", chromedp.Navigate(fmt.Sprintf("%s?user_id=%d", widgetURL, userID)),
-		chromedp.WaitVisible("#list_page_holder iframe", chromedp.ByQuery))
-	run("find the widget iframe", chromedp.Nodes("#list_page_holder iframe", &iframes, chromedp.ByQuery))
-	in = chromedp.FromNode(iframes[0])
+	in = openWidgetFrame(t, ctx, fmt.Sprintf("%s?user_id=%d", widgetURL, userID))
 	waitText(connector+" .status", "Подключение выполнено", 20*time.Second)
 	run("token button disabled",
 		chromedp.JavascriptAttribute("#get-token", "disabled", &disabled, chromedp.ByQuery, in),

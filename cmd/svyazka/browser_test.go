@@ -64,10 +64,7 @@ func TestBrowserWidget(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
 	}
 
-	run("open amoCRM settings page", chromedp.Navigate(widgetURL), chromedp.WaitVisible("#list_page_holder iframe", chromedp.ByQuery))
-	var iframes []*cdp.Node
-	run("find the widget iframe", chromedp.Nodes("#list_page_holder iframe", &iframes, chromedp.ByQuery))
-	in := chromedp.FromNode(iframes[0])
+	in := openWidgetFrame(t, ctx, widgetURL)
 	text := func(sel string) string {
 		t.Helper()
 		var s string

@@ -11,9 +11,11 @@ import (
 	"github.com/svyazka/svyazka/jobs"
 )
 
-// syncEngine is the sync over the shared amoCRM client.
+// syncEngine is the sync over the shared amoCRM client; setup's drift
+// check holds it when the mapping no longer fits amoCRM.
 func (m *Main) syncEngine() (*engine.Engine, error) {
 	return engine.New(engine.Config{Store: m.DB, Rules: mirror.DefaultRules(), Now: time.Now, Log: m.Log.With("component", "sync"),
+		CheckDrift: m.setupRunner().CheckDrift,
 		CRM: func(ctx context.Context, accountID int64) (engine.CRM, error) {
 			client, _, err := m.amo()
 			if err != nil {

@@ -62,6 +62,7 @@
       p.hidden = p.id !== 'panel-' + name;
     });
     if (name === 'events') { loadEvents(); }
+    if (name === 'settings') { loadSetup(); }
   }
   document.querySelectorAll('.tab').forEach(function (t) {
     t.addEventListener('click', function () { openTab(t.dataset.tab); });
@@ -236,13 +237,7 @@
       : (sub.paid_until ? 'Оплачено до ' + fmtDate(sub.paid_until) : '');
     $('sub-hint').textContent = sub.hint;
 
-    var setupLabels = { not_configured: ['', 'Связка не настроена'], in_progress: ['wait', 'Выполняется настройка'],
-      configured: ['ok', 'Связка настроена'], broken: ['', 'Данные не передаются'] };
-    var setup = setupLabels[state.setup.state] || ['', state.setup.state];
-    $('setup-status').textContent = '';
-    $('setup-status').appendChild(withDot(setup[0], setup[1]));
-    $('setup-hint').textContent = state.setup.state === 'configured' ? '' :
-      (state.setup.detail || 'Автонастройка создаёт воронки «Первичный приём» и «Повторный приём», их этапы и поля карточек. Она доступна, когда подключена база и синхронизация остановлена.');
+    setSetupStatus(state.setup.state, state.setup.detail);
 
     fillSelect($('flt-type'), state.event_types);
     fillSelect($('flt-severity'), state.severities);
@@ -398,6 +393,607 @@
     btn.disabled = true;
     refreshNow().then(function () { btn.disabled = false; });
   });
+
+  // Settings («Настройки») ------------------------------------------------
+  // The tab shows the setup status, runs autosetup (a confirm panel with the
+  // blocks and the proposal, then a run polled every second) and offers
+  // flexible setup: every choice is saved at once with PUT /setup/mapping and
+  // answered inline («Сохранено» or the server's message). The 5-second state
+  // poll only refreshes the status line and the autosetup button, so it never
+  // rebuilds a select the user is working with.
+  var SETUP_LABELS = { not_configured: 'Связка не настроена', running: 'Выполняется автонастройка',
+    configured: 'Связка настроена', failed: 'Автонастройка не удалась', drift: 'Данные не передаются' };
+  var ADMIN_ONLY = 'Доступно администратору аккаунта amoCRM';
+  var setupUI = { data: null, status: '', detail: '', seq: 0, runID: '', renames: {}, saved: {}, pendingFixed: false };
+
+  function isAdminUser() { return !!(state && state.user && state.user.is_admin); }
+
+  function setSetupStatus(st, detail) {
+    setupUI.status = st;
+    setupUI.detail = detail || '';
+    var box = $('setup-status');
+    box.textContent = '';
+    box.className = 'sub-status setup-' + st;
+    var text = SETUP_LABELS[st] || st;
+    if ((st === 'failed' || st === 'drift') && detail) { text += ': ' + detail; }
+    if (st === 'configured' || st === 'failed' || st === 'drift') {
+      var ok = st === 'configured';
+      var span = el('span', 'status');
+      var icon = el('i', 'icon ' + (ok ? 'ok' : 'bad'));
+      icon.setAttribute('role', 'img');
+      icon.setAttribute('aria-label', ok ? '✅' : '🔴');
+      span.appendChild(icon);
+      span.appendChild(el('span', 'label', text));
+      box.appendChild(span);
+    } else {
+      box.appendChild(withDot(st === 'running' ? 'wait' : '', text));
+    }
+    $('setup-hint').textContent = {
+      not_configured: 'Автонастройка создаёт воронки «Первичный приём» и «Повторный приём», их этапы и поля карточек; похожие элементы, которые уже есть в amoCRM, используются. Настроить всё вручную можно ниже.',
+      running: 'Автонастройка выполняется. Не обновляйте страницу.',
+      configured: 'Можно запускать передачу данных на вкладке «Управление интеграцией» или поправить настройку вручную ниже.',
+      failed: 'Исправьте причину и выполните автонастройку ещё раз — уже созданное не будет создано повторно.',
+      drift: 'Выберите в гибкой настройке другой элемент amoCRM или выполните автонастройку ещё раз. Данные придержаны и будут переданы после исправления.'
+    }[st] || '';
+    renderSetupButton();
+  }
+
+  // setupBlocked is why autosetup cannot start now, or ''.
+  function setupBlocked() {
+    if (!state) { return 'Загрузка…'; }
+    if (!isAdminUser()) { return ADMIN_ONLY; }
+    var sync = state.setup.sync_state;
+    if (sync && sync !== 'stopped') { return 'Остановите синхронизацию, чтобы выполнить автонастройку'; }
+    if (setupUI.runID || setupUI.status === 'running') { return 'Автонастройка уже выполняется'; }
+    return '';
+  }
+
+  function renderSetupButton() {
+    var reason = setupBlocked();
+    var btn = $('setup-auto');
+    btn.disabled = !!reason;
+    btn.title = reason;
+    $('setup-auto-reason').textContent = reason;
+    $('setup-auto-reason').hidden = !reason || !state;
+  }
+
+  function showError(id, text) {
+    $(id).textContent = text || '';
+    $(id).hidden = !text;
+  }
+
+  // loadSetup fetches GET /setup and renders flexible setup; an older
+  // answer than one already shown is dropped.
+  function loadSetup() {
+    var seq = ++setupUI.seq;
+    return api('GET', '/setup').then(json).then(function (d) {
+      if (seq !== setupUI.seq) { return setupUI.data; }
+      setupUI.data = d;
+      setSetupStatus(d.status, d.detail);
+      renderFlex();
+      if (d.run && d.run.state === 'running' && !setupUI.runID) { trackRun(d.run.id); }
+      return d;
+    }).catch(function (e) {
+      if (seq === setupUI.seq) { showError('setup-options-error', e.message); $('setup-loading').hidden = true; }
+      return null;
+    });
+  }
+
+  function proposalItem(key) {
+    var d = setupUI.data;
+    var items = d && d.proposal ? d.proposal.items : [];
+    for (var i = 0; i < items.length; i++) { if (items[i].key === key) { return items[i]; } }
+    return null;
+  }
+
+  function planPipeline(pk) {
+    var list = setupUI.data ? setupUI.data.plan.pipelines : [];
+    for (var i = 0; i < list.length; i++) { if (list[i].key === pk) { return list[i]; } }
+    return null;
+  }
+
+  // itemName is the name an item of the plan has or is created under.
+  function itemName(key) {
+    if (setupUI.renames[key]) { return setupUI.renames[key]; }
+    var it = proposalItem(key);
+    return it ? it.name : key;
+  }
+
+  // itemTitle names an item for progress and errors: «Поле «Врач» (сделка)».
+  function itemTitle(key) {
+    if (!key) { return ''; }
+    var p = key.split(':');
+    switch (p[0]) {
+      case 'pipeline': return 'Воронка «' + itemName(key) + '»';
+      case 'stage': return 'Этап «' + itemName(key) + '» воронки «' + itemName('pipeline:' + p[1]) + '»';
+      case 'field': return 'Поле «' + itemName(key) + '» (' + (p[1] === 'contact' ? 'контакт' : 'сделка') + ')';
+      case 'exceptions': return 'Исключения воронки «' + (planPipeline(p[1]) || { name: p[1] }).name + '»';
+      case 'responsible': return 'Ответственный';
+    }
+    return key;
+  }
+
+  // Autosetup: the confirm panel ------------------------------------------
+  $('setup-auto').addEventListener('click', function () {
+    showError('setup-error', '');
+    showError('setup-confirm-error', '');
+    var btn = this;
+    btn.disabled = true;
+    loadSetup().then(function (d) {
+      renderSetupButton();
+      if (!d) { return; }
+      buildConfirm(d);
+      $('setup-confirm').hidden = false;
+    });
+  });
+  $('setup-confirm-cancel').addEventListener('click', function () { $('setup-confirm').hidden = true; });
+
+  var KIND_LABELS = { pipeline: 'Воронка', stage: 'Этап', field: 'Поле' };
+
+  function proposalRow(it) {
+    var row = el('div', 'prop-item ' + it.decision);
+    row.dataset.key = it.key;
+    var what = el('div', 'prop-what');
+    var title = KIND_LABELS[it.kind] + ' «' + it.label + '»';
+    if (it.kind === 'stage') { title += ' · ' + (planPipeline(it.key.split(':')[1]) || { name: '' }).name; }
+    what.appendChild(el('span', '', title));
+    if (it.required) { what.appendChild(el('span', 'req', ' *')); }
+    if (it.type_label) { what.appendChild(el('div', 'muted small', 'Тип поля: ' + it.type_label)); }
+    row.appendChild(what);
+    var dec = el('div', 'prop-decision');
+    if (it.decision === 'reuse') {
+      dec.appendChild(el('span', 'muted', 'будет использовано: '));
+      dec.appendChild(el('b', 'prop-name', it.name));
+    } else if (it.decision === 'create') {
+      dec.appendChild(el('span', 'muted', 'будет создано: '));
+      if (it.renamable) {
+        var input = el('input', 'rename');
+        input.type = 'text';
+        input.maxLength = 255;
+        input.value = it.name;
+        input.dataset.key = it.key;
+        input.dataset.original = it.name;
+        input.setAttribute('aria-label', 'Название: ' + it.label);
+        dec.appendChild(input);
+      } else {
+        dec.appendChild(el('b', 'prop-name', it.name));
+      }
+    } else {
+      dec.appendChild(el('span', 'muted', 'не передаётся'));
+    }
+    if (it.note) { dec.appendChild(el('div', 'muted small', it.note)); }
+    row.appendChild(dec);
+    return row;
+  }
+
+  function buildConfirm(d) {
+    var blocks = $('setup-blocks');
+    var list = $('setup-proposal');
+    blocks.textContent = '';
+    list.textContent = '';
+    if (!d.proposal) {
+      var why = d.proposal_error ? (d.proposal_error.item ? itemTitle(d.proposal_error.item) + ': ' : '') + d.proposal_error.message
+        : (d.options_error || 'Не удалось прочитать настройки amoCRM.');
+      showError('setup-confirm-error', why);
+    }
+    (d.blocks || []).forEach(function (b) {
+      var label = el('label', 'check');
+      var box = el('input', 'setup-block');
+      box.type = 'checkbox';
+      box.value = b.key;
+      box.checked = true;
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(b.label));
+      blocks.appendChild(label);
+      var group = el('div', 'prop-group');
+      group.dataset.block = b.key;
+      group.appendChild(el('h4', '', b.label));
+      var items = d.proposal ? d.proposal.items.filter(function (it) { return it.block === b.key; }) : [];
+      items.forEach(function (it) { group.appendChild(proposalRow(it)); });
+      if (items.length === 0) { group.appendChild(el('p', 'muted small', 'Нет данных о том, что будет сделано.')); }
+      list.appendChild(group);
+      box.addEventListener('change', function () {
+        group.classList.toggle('off', !box.checked);
+        group.querySelectorAll('input').forEach(function (i) { i.disabled = !box.checked; });
+      });
+    });
+  }
+
+  $('setup-confirm-go').addEventListener('click', function () {
+    showError('setup-confirm-error', '');
+    var blocks = [];
+    document.querySelectorAll('#setup-blocks input.setup-block').forEach(function (b) { if (b.checked) { blocks.push(b.value); } });
+    if (blocks.length === 0) { showError('setup-confirm-error', 'Выберите хотя бы один блок.'); return; }
+    var renames = {};
+    var bad = '';
+    document.querySelectorAll('#setup-proposal input.rename').forEach(function (i) {
+      if (i.disabled) { return; }
+      var name = i.value.trim();
+      if (!name) { bad = 'Укажите название: ' + i.dataset.original; return; }
+      if (name !== i.dataset.original) { renames[i.dataset.key] = name; }
+    });
+    if (bad) { showError('setup-confirm-error', bad); return; }
+    var btn = this;
+    btn.disabled = true;
+    api('POST', '/setup/runs', { blocks: blocks, renames: renames }).then(json).then(function (r) {
+      setupUI.renames = renames;
+      $('setup-confirm').hidden = true;
+      trackRun(r.run_id);
+    }).catch(function (e) {
+      showError('setup-confirm-error', e.message);
+    }).then(function () { btn.disabled = false; });
+  });
+
+  // Autosetup: progress ----------------------------------------------------
+  function trackRun(id) {
+    setupUI.runID = id;
+    $('setup-progress').hidden = false;
+    $('setup-progress-text').textContent = 'Автонастройка запущена…';
+    $('setup-progress-item').textContent = '';
+    setSetupStatus('running', '');
+    renderFlex();
+    var tick = function () {
+      if (setupUI.runID !== id) { return; }
+      api('GET', '/setup/runs/' + encodeURIComponent(id)).then(json).then(function (run) {
+        var bar = $('setup-progress-bar');
+        bar.max = Math.max(1, run.total);
+        bar.value = run.done;
+        $('setup-progress-text').textContent = 'Выполнено ' + run.done + ' из ' + run.total;
+        $('setup-progress-item').textContent = run.item ? 'Сейчас: ' + itemTitle(run.item) : '';
+        if (run.state === 'running') { window.setTimeout(tick, 1000); return; }
+        finishRun(run);
+      }).catch(function (e) {
+        if (poll.stopped) { return; }
+        $('setup-progress-item').textContent = e instanceof TypeError ? 'Нет связи с сервером, повторяем…' : e.message;
+        window.setTimeout(tick, 2000);
+      });
+    };
+    tick();
+  }
+
+  function finishRun(run) {
+    setupUI.runID = '';
+    $('setup-progress').hidden = true;
+    if (run.state === 'failed') {
+      showError('setup-error', 'Автонастройка не удалась' + (run.error_item ? ' на элементе ' + itemTitle(run.error_item) : '') +
+        ': ' + (run.error || 'неизвестная ошибка'));
+    } else {
+      showError('setup-error', '');
+    }
+    setupUI.renames = {};
+    setupUI.saved = {};
+    loadSetup();
+    loadState();
+  }
+
+  // Flexible setup ---------------------------------------------------------
+  function flexDisabled() {
+    if (!isAdminUser()) { return ADMIN_ONLY; }
+    if (setupUI.runID || setupUI.status === 'running') { return 'Дождитесь окончания автонастройки'; }
+    return '';
+  }
+
+  function saveStatus(item) {
+    var span = el('span', 'save-status');
+    span.dataset.for = item;
+    var s = setupUI.saved[item];
+    if (s) {
+      span.textContent = s.text;
+      span.classList.add(s.ok ? 'ok' : (s.wait ? 'wait' : 'error'));
+    }
+    return span;
+  }
+
+  function problemsOf(item) {
+    var ps = (setupUI.data && setupUI.data.problems) || [];
+    return ps.filter(function (p) { return p.item === item; });
+  }
+
+  function problemNotes(item, into) {
+    problemsOf(item).forEach(function (p) {
+      var div = el('div', 'map-problem');
+      div.appendChild(dot(''));
+      div.appendChild(document.createTextNode(p.message));
+      into.appendChild(div);
+    });
+  }
+
+  function select(item, options, value, placeholder) {
+    var sel = el('select', 'map-select');
+    sel.dataset.item = item;
+    if (placeholder) {
+      var ph = new Option(placeholder.label, '');
+      ph.disabled = !!placeholder.disabled;
+      sel.appendChild(ph);
+    }
+    options.forEach(function (o) {
+      var opt = new Option(o.label, String(o.value));
+      if (o.disabled) { opt.disabled = true; }
+      sel.appendChild(opt);
+    });
+    sel.value = value ? String(value) : '';
+    var reason = flexDisabled();
+    sel.disabled = !!reason;
+    sel.title = reason;
+    return sel;
+  }
+
+  function saveItem(item, value) {
+    setupUI.saved = {};
+    setupUI.saved[item] = { wait: true, text: 'Сохраняется…' };
+    var ss = document.querySelector('.save-status[data-for="' + item + '"]');
+    if (ss) { ss.textContent = 'Сохраняется…'; ss.className = 'save-status wait'; }
+    return api('PUT', '/setup/mapping', { item: item, value: value }).then(json).then(function (r) {
+      if (item === 'responsible') { setupUI.pendingFixed = false; }
+      setupUI.data.mapping = r.mapping;
+      setupUI.data.problems = r.problems || [];
+      setupUI.saved[item] = { ok: true, text: 'Сохранено' };
+      setSetupStatus(r.status, r.detail);
+      renderFlex();
+      loadState();
+    }).catch(function (e) {
+      setupUI.saved[item] = { ok: false, text: e.message };
+      renderFlex(); // back to the saved value, with the server's reason
+    });
+  }
+
+  function pipelineOf(id) {
+    var list = setupUI.data.options.pipelines;
+    for (var i = 0; i < list.length; i++) { if (list[i].id === id) { return list[i]; } }
+    return null;
+  }
+
+  function pipelineBlock(ps, mapping) {
+    var pm = (mapping && mapping.pipelines && mapping.pipelines[ps.key]) || null;
+    var box = el('div', 'map-pipeline');
+    box.dataset.pipeline = ps.key;
+    var head = el('div', 'map-row');
+    var name = el('div', 'map-name');
+    name.appendChild(el('b', '', ps.name));
+    name.appendChild(el('span', 'req', ' *'));
+    head.appendChild(name);
+    var item = 'pipeline:' + ps.key;
+    var opts = setupUI.data.options.pipelines.map(function (p) {
+      return { value: p.id, label: p.name + (p.archived ? ' (в архиве)' : ''), disabled: p.archived };
+    });
+    var sel = select(item, opts, pm && pm.pipeline_id, { label: '— выберите воронку —', disabled: true });
+    sel.addEventListener('change', function () { saveItem(item, Number(sel.value)); });
+    var cell = el('div', 'map-pick');
+    cell.appendChild(sel);
+    problemNotes(item, cell);
+    head.appendChild(cell);
+    head.appendChild(saveStatus(item));
+    box.appendChild(head);
+
+    var pipe = pm && pm.pipeline_id ? pipelineOf(pm.pipeline_id) : null;
+    if (!pipe) {
+      box.appendChild(el('p', 'muted small', 'Выберите воронку, чтобы сопоставить этапы.'));
+      return box;
+    }
+    var stageOpts = pipe.stages.filter(function (s) { return !s.system; }).map(function (s) { return { value: s.id, label: s.name }; });
+    var table = el('table', 'grid map stages');
+    var tbody = el('tbody');
+    ps.stages.forEach(function (st) {
+      var tr = el('tr');
+      tr.dataset.item = st.key;
+      var td = el('td', 'map-name');
+      td.appendChild(document.createTextNode(st.name));
+      td.appendChild(el('span', 'req', ' *'));
+      tr.appendChild(td);
+      var pick = el('td', 'map-pick');
+      var s = select(st.key, stageOpts, pm.stages && pm.stages[st.state], { label: '— выберите этап —', disabled: true });
+      s.addEventListener('change', function () { saveItem(st.key, Number(s.value)); });
+      pick.appendChild(s);
+      problemNotes(st.key, pick);
+      tr.appendChild(pick);
+      var stat = el('td', 'map-save');
+      stat.appendChild(saveStatus(st.key));
+      tr.appendChild(stat);
+      tbody.appendChild(tr);
+    });
+    table.appendChild(tbody);
+    box.appendChild(table);
+
+    var exItem = 'exceptions:' + ps.key;
+    var ex = el('div', 'map-exceptions');
+    ex.dataset.item = exItem;
+    ex.appendChild(el('div', 'muted small', 'Исключения — этапы, с которых синхронизация не переносит сделки:'));
+    var chosen = pm.exceptions || [];
+    var reason = flexDisabled();
+    pipe.stages.forEach(function (s) {
+      var label = el('label', 'check inline');
+      var c = el('input', 'map-exception');
+      c.type = 'checkbox';
+      c.value = String(s.id);
+      c.checked = chosen.indexOf(s.id) >= 0;
+      c.disabled = !!reason;
+      c.addEventListener('change', function () {
+        var ids = [];
+        ex.querySelectorAll('input.map-exception').forEach(function (i) { if (i.checked) { ids.push(Number(i.value)); } });
+        saveItem(exItem, ids);
+      });
+      label.appendChild(c);
+      label.appendChild(document.createTextNode(s.name));
+      ex.appendChild(label);
+    });
+    ex.appendChild(saveStatus(exItem));
+    problemNotes(exItem, ex);
+    box.appendChild(ex);
+    return box;
+  }
+
+  function fieldRow(entity, fs, mapping) {
+    var fm = mapping && mapping[entity] ? mapping[entity][fs.datum] : null;
+    var types = fs.types.map(function (t) { return t.type; });
+    var all = setupUI.data.options.fields[entity] || [];
+    // A datum amoCRM keeps in a predefined field (Телефон: PHONE) takes only that field.
+    var code = fs.datum.toUpperCase();
+    var predefined = all.some(function (f) { return f.code === code; });
+    var fields = all.filter(function (f) { return predefined ? f.code === code : types.indexOf(f.type) >= 0; });
+    var tr = el('tr');
+    tr.dataset.item = fs.key;
+    var name = el('td', 'map-name');
+    name.appendChild(document.createTextNode(fs.name));
+    if (fs.required) { name.appendChild(el('span', 'req', ' *')); }
+    name.appendChild(el('div', 'muted small field-type', 'Тип поля: ' + fs.types.map(function (t) { return t.label; }).join(' или ')));
+    tr.appendChild(name);
+    var pick = el('td', 'map-pick');
+    var placeholder = fs.required ? { label: '— выберите поле —', disabled: true } : { label: 'Не передавать' };
+    var sel = select(fs.key, fields.map(function (f) { return { value: f.id, label: f.name + ' · ' + f.type_label }; }),
+      fm && fm.field_id, placeholder);
+    sel.addEventListener('change', function () { saveItem(fs.key, sel.value ? Number(sel.value) : null); });
+    pick.appendChild(sel);
+    if (fields.length === 0) { pick.appendChild(el('div', 'muted small', 'В amoCRM нет поля подходящего типа: создайте его или выполните автонастройку.')); }
+    problemNotes(fs.key, pick);
+    tr.appendChild(pick);
+    var stat = el('td', 'map-save');
+    stat.appendChild(saveStatus(fs.key));
+    tr.appendChild(stat);
+    return tr;
+  }
+
+  function userOptions() {
+    return (setupUI.data.options.users || []).map(function (u) {
+      return { value: u.id, label: u.name + (u.active ? '' : ' (неактивен)'), disabled: !u.active };
+    });
+  }
+
+  function responsibleBlock(mapping) {
+    var item = 'responsible';
+    var policy = (mapping && mapping.responsible) || { mode: 'doctor' };
+    var mode = setupUI.pendingFixed ? 'fixed' : (policy.mode || 'doctor');
+    var overrides = policy.overrides || {};
+    var reason = flexDisabled();
+    var box = el('div', 'map-responsible');
+    var save = function (p) { saveItem(item, p); };
+    var current = function () { return { mode: mode, user_id: policy.user_id || 0, overrides: overrides }; };
+
+    [['doctor', 'Врач приёма — пользователь amoCRM с тем же именем'], ['fixed', 'Всегда один пользователь']].forEach(function (m) {
+      var label = el('label', 'check');
+      var r = el('input', 'resp-mode');
+      r.type = 'radio';
+      r.name = 'resp-mode';
+      r.value = m[0];
+      r.checked = mode === m[0];
+      r.disabled = !!reason;
+      r.addEventListener('change', function () {
+        if (m[0] === 'fixed' && !policy.user_id) {
+          // Nothing to save until a user is chosen.
+          setupUI.pendingFixed = true;
+          setupUI.saved = {};
+          setupUI.saved[item] = { wait: true, text: 'Выберите пользователя' };
+          renderFlex();
+        } else if (m[0] === 'fixed') {
+          save({ mode: 'fixed', user_id: policy.user_id });
+        } else {
+          setupUI.pendingFixed = false;
+          if (mode === 'doctor') { renderFlex(); return; }
+          save({ mode: 'doctor', user_id: 0, overrides: overrides });
+        }
+      });
+      label.appendChild(r);
+      label.appendChild(document.createTextNode(m[1]));
+      box.appendChild(label);
+    });
+
+    var row = el('div', 'map-row');
+    if (mode === 'fixed') {
+      row.appendChild(el('div', 'map-name', 'Пользователь'));
+      var u = select('responsible:user', userOptions(), policy.user_id, { label: '— выберите пользователя —', disabled: true });
+      u.id = 'resp-user';
+      u.addEventListener('change', function () { save({ mode: 'fixed', user_id: Number(u.value) }); });
+      row.appendChild(u);
+    } else {
+      row.appendChild(el('div', 'map-name', 'Если врач не найден'));
+      var f = select('responsible:fallback', userOptions(), policy.user_id, { label: 'Ответственный по умолчанию в amoCRM' });
+      f.id = 'resp-fallback';
+      f.addEventListener('change', function () { var p = current(); p.user_id = Number(f.value || 0); save(p); });
+      row.appendChild(f);
+    }
+    row.appendChild(saveStatus(item));
+    box.appendChild(row);
+    problemNotes(item, box);
+    if (mode !== 'doctor') { return box; }
+
+    // The override table: an IDENT doctor id → an amoCRM user; it wins over name matching.
+    box.appendChild(el('div', 'muted small', 'Сопоставление вручную (важнее совпадения по имени):'));
+    var table = el('table', 'grid map overrides');
+    table.id = 'resp-overrides';
+    var tbody = el('tbody');
+    var users = setupUI.data.options.users || [];
+    Object.keys(overrides).sort().forEach(function (doctor) {
+      var tr = el('tr');
+      tr.appendChild(el('td', '', 'Врач IDENT № ' + doctor));
+      var name = String(overrides[doctor]);
+      users.forEach(function (x) { if (x.id === overrides[doctor]) { name = x.name; } });
+      tr.appendChild(el('td', '', name));
+      var td = el('td');
+      var del = el('button', 'btn small', 'Удалить');
+      del.disabled = !!reason;
+      del.addEventListener('click', function () {
+        var p = current();
+        p.overrides = Object.assign({}, overrides);
+        delete p.overrides[doctor];
+        save(p);
+      });
+      td.appendChild(del);
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    });
+    var add = el('tr');
+    var idTd = el('td');
+    var idInput = el('input', 'ov-doctor');
+    idInput.placeholder = 'ID врача в IDENT';
+    idInput.disabled = !!reason;
+    idTd.appendChild(idInput);
+    add.appendChild(idTd);
+    var userTd = el('td');
+    var userSel = select('responsible:override', userOptions(), 0, { label: '— пользователь amoCRM —', disabled: true });
+    userTd.appendChild(userSel);
+    add.appendChild(userTd);
+    var btnTd = el('td');
+    var addBtn = el('button', 'btn small', 'Добавить');
+    addBtn.disabled = !!reason;
+    addBtn.addEventListener('click', function () {
+      var doctor = idInput.value.trim();
+      if (!/^\d+$/.test(doctor) || !userSel.value) {
+        setupUI.saved = {};
+        setupUI.saved[item] = { ok: false, text: 'Укажите ID врача (цифрами) и пользователя amoCRM' };
+        renderFlex();
+        return;
+      }
+      var p = current();
+      p.overrides = Object.assign({}, overrides);
+      p.overrides[doctor] = Number(userSel.value);
+      save(p);
+    });
+    btnTd.appendChild(addBtn);
+    add.appendChild(btnTd);
+    tbody.appendChild(add);
+    table.appendChild(tbody);
+    box.appendChild(table);
+    return box;
+  }
+
+  function renderFlex() {
+    var d = setupUI.data;
+    if (!d) { return; }
+    $('setup-loading').hidden = true;
+    showError('setup-options-error', d.options ? '' : (d.options_error || 'Не удалось прочитать настройки amoCRM.'));
+    $('setup-flex-body').hidden = !d.options;
+    if (!d.options) { return; }
+    var pipes = $('map-pipelines');
+    pipes.textContent = '';
+    d.plan.pipelines.forEach(function (ps) { pipes.appendChild(pipelineBlock(ps, d.mapping)); });
+    ['contact', 'lead'].forEach(function (entity) {
+      var tbody = $('map-' + entity).querySelector('tbody');
+      tbody.textContent = '';
+      d.plan[entity].forEach(function (fs) { tbody.appendChild(fieldRow(entity, fs, d.mapping)); });
+    });
+    var resp = $('map-responsible');
+    resp.textContent = '';
+    resp.appendChild(responsibleBlock(d.mapping));
+  }
 
   refreshNow();
 })();

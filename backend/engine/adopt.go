@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/svyazka/svyazka/amocrm"
+	"github.com/svyazka/svyazka/backend/eventlog"
+	"github.com/svyazka/svyazka/backend/mirror"
+	"github.com/svyazka/svyazka/backend/setup"
+	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/connector/protocol"
+)
+
+// RealtimeLookupMax is the most unlinked patients a batch may have to be
+// looked up in amoCRM by phone, one search per phone; a batch with more is
+// an import, matched against the account's contacts as one full read found
+// them (once per start: amoCRM restricts integrations that iterate through
+// all data repeatedly).
+const RealtimeLookupMax = 5
+
+// adopt links unlinked patients of chunk to contacts that existed before the
+// sync, by mirror.Adopt: a contact is adopted only when its phones match
+// exactly one patient of the database, it is linked to nobody and nobody
+// else claims that patient. Adopted contacts get c.link.CRMID and c.adopted;
+// their events and the candidates to drop go to mini.
+func (r *dbRun) adopt(ctx context.Context, chunk []*desiredContact, mini *store.SyncCommit) error {
+	var unlinked []*desiredContact
+	var phones []string
+	for _, c := range chunk {
+		if c.link.CRMID != 0 || len(c.facts.Phones) == 0 {
+			continue
+		}
+		unlinked = append(unlinked, c)
+		for _, p := range c.facts.Phones {
+			if !slices.Contains(phones, p) {
+				phones = append(phones, p)
+			}
+		}
+	}
+	if len(unlinked) == 0 {
+		return nil
+	}
+	st := r.e.cfg.Store
+	cands := map[int64]*mirror.CandidateContact{}
+	names := map[int64]string{}
+	keyed := map[int64]bool{}
+	add := func(id int64, name string, phone string, hasKey bool) {
+		c := cands[id]
+		if c == nil {
+			c = &mirror.CandidateContact{ID: id}
+			cands[id] = c
+		}
+		if phone != "" && !slices.Contains(c.Phones, phone) {
+			c.Phones = append(c.Phones, phone)
+		}
+		if name != "" {
+			names[id] = name
+		}
+		keyed[id] = keyed[id] || hasKey
+	}
+	if len(unlinked) <= RealtimeLookupMax {
+		for _, p := range phones {
+			page, err := r.crm.Contacts(ctx, amocrm.ListParams{Query: phoneQuery(p), Limit: BatchSize})
+			if err != nil {
+				return err
+			}
+			for _, ct := range page.Items {
+				ph := r.contactPhones(ct)
+				if len(ph) == 0 {
+					add(ct.ID, ct.Name, "", r.hasPatientKey(ct))
+				}
+				for _, n := range ph {
+					add(ct.ID, ct.Name, n, r.hasPatientKey(ct))
+				}
+			}
+		}
+	} else {
+		if err := r.scanContacts(ctx); err != nil {
+			return err
+		}
+		rows, err := st.ScannedContactsByPhone(ctx, r.acc.ID, phones)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			add(row.ContactID, "", row.Phone, false)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(cands))
+	linked, err := st.LinkedCRMIDs(ctx, r.acc.ID, store.CRMContact, ids)
+	if err != nil {
+		return err
+	}
+	// Every patient of the database sharing a phone with a candidate, so a
+	// family phone is seen as shared.
+	idx, err := r.phoneIndex(ctx)
+	if err != nil {
+		return err
+	}
+	var patientIDs []string
+	for _, c := range cands {
+		for _, p := range c.Phones {
+			for _, id := range idx.patients[p] {
+				if !slices.Contains(patientIDs, id) {
+					patientIDs = append(patientIDs, id)
+				}
+			}
+		}
+	}
+	for _, c := range unlinked {
+		if !slices.Contains(patientIDs, c.facts.PatientID) {
+			patientIDs = append(patientIDs, c.facts.PatientID)
+		}
+	}
+	links, err := st.EntityLinks(ctx, r.db.ID, store.LinkPatient, patientIDs)
+	if err != nil {
+		return err
+	}
+	var pp []mirror.PatientPhones
+	for _, id := range patientIDs {
+		ph := idx.phones[id]
+		for _, c := range unlinked {
+			if c.facts.PatientID == id {
+				ph = c.facts.Phones // the page's version is the newest
+			}
+		}
+		pp = append(pp, mirror.PatientPhones{PatientID: id, Phones: ph, Linked: links[id].CRMID != 0})
+	}
+	var candidates []mirror.CandidateContact
+	for _, id := range ids {
+		c := *cands[id]
+		c.Linked = linked[id] || keyed[id]
+		candidates = append(candidates, c)
+	}
+	out := mirror.Adopt(candidates, pp)
+	dbID := r.db.ID
+	for _, a := range out.Adopted {
+		for _, c := range unlinked {
+			if c.facts.PatientID != a.PatientID {
+				continue
+			}
+			c.link.CRMID, c.adopted = a.ContactID, true
+			mini.AdoptedContacts = append(mini.AdoptedContacts, a.ContactID)
+			contact := fmt.Sprintf("№%d", a.ContactID)
+			if n := names[a.ContactID]; n != "" {
+				contact = fmt.Sprintf("«%s» (№%d)", n, a.ContactID)
+			}
+			mini.Events = append(mini.Events, eventlog.Event{AccountID: r.acc.ID, DatabaseID: &dbID, Type: EventSync,
+				Message: fmt.Sprintf("«%s»: Контакт %s связан с пациентом «%s» (ID %s) по телефону", r.db.Name, contact, c.facts.Name, c.facts.PatientID),
+				Details: map[string]any{"contact_id": a.ContactID, "patient_id": a.PatientID, "kind": string(protocol.KindPatient), "source_id": a.PatientID}})
+		}
+	}
+	return nil
+}
+
+// hasPatientKey reports whether the contact carries «ID пациента IDENT»: it
+// is some patient's already (maybe of another database).
+func (r *dbRun) hasPatientKey(ct amocrm.Contact) bool {
+	key := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
+	for _, fv := range ct.CustomFieldsValues {
+		if fv.FieldID == key {
+			for _, v := range fv.Values {
+				if strings.TrimSpace(fmt.Sprint(v.Value)) != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// contactPhones are the contact's phones in E.164.
+func (r *dbRun) contactPhones(ct amocrm.Contact) []string {
+	pm := r.mv.Mapping.Contact[setup.DatumPhone]
+	var out []string
+	for _, fv := range ct.CustomFieldsValues {
+		if fv.FieldCode != setup.CodePhone && (pm.FieldID == 0 || fv.FieldID != pm.FieldID) {
+			continue
+		}
+		for _, v := range fv.Values {
+			for _, n := range mirror.SplitPhones(fmt.Sprint(v.Value)) {
+				if !slices.Contains(out, n) {
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// scanContacts reads every contact of the account once per start and keeps
+// the phones of those that carry no patient id.
+func (r *dbRun) scanContacts(ctx context.Context) error {
+	s := r.acct.settings
+	if s.ContactsScannedAt != nil && (s.SyncStartedAt == nil || !s.ContactsScannedAt.Before(*s.SyncStartedAt)) {
+		return nil
+	}
+	var rows []store.ContactPhone
+	for pageNo := 1; ; pageNo++ {
+		page, err := r.crm.Contacts(ctx, amocrm.ListParams{Page: pageNo, Limit: amocrm.DefaultPageLimit})
+		if err != nil {
+			return err
+		}
+		for _, ct := range page.Items {
+			if r.hasPatientKey(ct) {
+				continue
+			}
+			for _, n := range r.contactPhones(ct) {
+				rows = append(rows, store.ContactPhone{ContactID: ct.ID, Phone: n})
+			}
+		}
+		if !page.HasNext {
+			break
+		}
+	}
+	now := r.e.cfg.Now().UTC()
+	if err := r.e.cfg.Store.SaveContactScan(ctx, r.acc.ID, rows, now); err != nil {
+		return err
+	}
+	s.ContactsScannedAt = &now
+	r.acct.scans++
+	return nil
+}
+
+// phoneIndex is the database's patients by phone, read once per Process.
+type phoneIndex struct {
+	patients map[string][]string // E.164 → patient ids
+	phones   map[string][]string // patient id → E.164
+}
+
+func (r *dbRun) phoneIndex(ctx context.Context) (*phoneIndex, error) {
+	if r.phones != nil {
+		return r.phones, nil
+	}
+	recs, err := r.e.cfg.Store.SourceRecordsOfKind(ctx, r.db.ID, string(protocol.KindPatient))
+	if err != nil {
+		return nil, err
+	}
+	idx := &phoneIndex{patients: map[string][]string{}, phones: map[string][]string{}}
+	for _, rec := range recs {
+		var p protocol.IdentPatient
+		if jsonUnmarshal(rec.Data, &p) != nil {
+			continue
+		}
+		ph := mirror.Phones(p)
+		idx.phones[rec.SourceID] = ph
+		for _, n := range ph {
+			idx.patients[n] = append(idx.patients[n], rec.SourceID)
+		}
+	}
+	r.phones = idx
+	return idx, nil
+}
+
+// phoneQuery is what amoCRM's search is asked for a phone: its last ten
+// digits, so «8 (900) …» and «+7 900 …» are both found (the search matches
+// digits within the field; E.164 has the country code, staff often write a
+// trunk prefix instead). Adopt then compares the normalised numbers.
+func phoneQuery(e164 string) string {
+	digits := strings.TrimPrefix(e164, "+")
+	if len(digits) > 10 {
+		return digits[len(digits)-10:]
+	}
+	return digits
+}
