@@ -60,7 +60,7 @@ type Store interface {
 	Record(ctx context.Context, e eventlog.Event) error
 	SetupState(ctx context.Context, accountID int64) (setup.AccountState, error)
 	SettingsState(ctx context.Context, accountID int64) (store.SettingsState, error)
-	SyncQueue(ctx context.Context, accountID int64) (store.SyncQueue, error)
+	SyncProgress(ctx context.Context, accountID int64) (store.SyncProgress, error)
 }
 
 // Config holds the service's dependencies; every field is required.
@@ -122,8 +122,19 @@ type AccountStatus struct {
 	SyncStartedAt *time.Time `json:"sync_started_at"`
 	// Queue counts the changes waiting to be written and the parked records.
 	Queue store.SyncQueue `json:"queue"`
+	// Import counts the source records the last start took on and those
+	// the sync has processed (see store.SyncProgress).
+	Import ImportProgress `json:"import"`
+	// LagSeconds is the age of the oldest change waiting (0: none).
+	LagSeconds int64 `json:"lag_seconds"`
 	// CheckedAt is the moment the statuses were evaluated at.
 	CheckedAt time.Time `json:"checked_at"`
+}
+
+// ImportProgress is the last start's import: done of total records.
+type ImportProgress struct {
+	Total int64 `json:"total"`
+	Done  int64 `json:"done"`
 }
 
 // AccountInfo identifies the account.
@@ -253,9 +264,12 @@ func (s *Service) Status(ctx context.Context, account string) (AccountStatus, er
 		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
 	}
 	st.Sync, st.SyncStartedAt = settings.SyncState, utcSecond(settings.SyncStartedAt)
-	if st.Queue, err = s.store.SyncQueue(ctx, acc.ID); err != nil {
+	progress, err := s.store.SyncProgress(ctx, acc.ID)
+	if err != nil {
 		return AccountStatus{}, fmt.Errorf("admin: status of account %d: %w", acc.ID, err)
 	}
+	st.Queue, st.LagSeconds = progress.Queue, progress.LagSeconds(now)
+	st.Import = ImportProgress{Total: progress.ImportTotal(), Done: progress.ImportDone()}
 	for _, d := range dbs {
 		counts, err := s.store.ReceivedCounts(ctx, d.ID)
 		if err != nil {

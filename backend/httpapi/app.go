@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type AppStore interface {
 	// pages, up to limit rows; more reports that rows beyond it matched.
 	ExportEvents(ctx context.Context, f eventlog.Filter, limit int, fn func([]eventlog.Event) error) (more bool, err error)
 	SettingsState(ctx context.Context, accountID int64) (store.SettingsState, error)
+	SyncProgress(ctx context.Context, accountID int64) (store.SyncProgress, error)
 }
 
 type appRoutes struct {
@@ -131,6 +133,7 @@ type stateJSON struct {
 	Databases    []databaseJSON              `json:"databases"`
 	Setup        store.SettingsState         `json:"setup"`
 	Start        startJSON                   `json:"start"`
+	Sync         syncJSON                    `json:"sync"`
 	Problems     map[accountstate.Tab]string `json:"problems"`
 	User         userJSON                    `json:"user"`
 	EventTypes   []labelJSON                 `json:"event_types"`
@@ -143,6 +146,46 @@ type startJSON struct {
 	Missing []string `json:"missing"`
 	// Reasons are the machine codes of Missing, in the same order.
 	Reasons []accountstate.Reason `json:"reasons"`
+}
+
+// syncJSON is the sync's progress for ЗАПУСТИТЬ / ОСТАНОВИТЬ and the
+// progress block (see store.SyncProgress for what the counts mean).
+type syncJSON struct {
+	State      string             `json:"state"` // running, stopped, paused
+	StartedAt  *time.Time         `json:"started_at"`
+	Since      string             `json:"since"` // the import's clinic-local date, "" for every appointment
+	Import     importJSON         `json:"import"`
+	LagSeconds int64              `json:"lag_seconds"`
+	Queue      store.SyncQueue    `json:"queue"`
+	Databases  []syncDatabaseJSON `json:"databases"`
+}
+
+type importJSON struct {
+	Total         int64   `json:"total"`
+	Done          int64   `json:"done"`
+	RatePerMinute float64 `json:"rate_per_minute"`
+	// ETASeconds is null when it cannot be told yet.
+	ETASeconds *int64 `json:"eta_seconds"`
+}
+
+type syncDatabaseJSON struct {
+	ID             int64      `json:"id"`
+	Enabled        bool       `json:"enabled"`
+	LastReceivedAt *time.Time `json:"last_received_at"`
+	LastWrittenAt  *time.Time `json:"last_written_at"`
+}
+
+func syncOf(p store.SyncProgress, now time.Time) syncJSON {
+	out := syncJSON{State: p.State, StartedAt: p.StartedAt, Since: p.ImportSince, LagSeconds: p.LagSeconds(now), Queue: p.Queue,
+		Import:    importJSON{Total: p.ImportTotal(), Done: p.ImportDone(), RatePerMinute: math.Round(p.RatePerMinute(now)*10) / 10},
+		Databases: make([]syncDatabaseJSON, 0, len(p.Databases))}
+	if eta, ok := p.ETASeconds(now); ok {
+		out.Import.ETASeconds = &eta
+	}
+	for _, d := range p.Databases {
+		out.Databases = append(out.Databases, syncDatabaseJSON{ID: d.DatabaseID, Enabled: d.Enabled, LastReceivedAt: d.LastReceivedAt, LastWrittenAt: d.LastWrittenAt})
+	}
+	return out
 }
 
 type userJSON struct {
@@ -190,6 +233,10 @@ func (a *appRoutes) state(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	progress, err := a.cfg.App.SyncProgress(ctx, acc.ID)
+	if err != nil {
+		return err
+	}
 	now := a.cfg.Now()
 	since := now.Add(-24 * time.Hour)
 	_, recentErrors, err := a.cfg.App.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Severities: []eventlog.Severity{eventlog.Error}, From: &since, PerPage: 1})
@@ -212,6 +259,7 @@ func (a *appRoutes) state(c echo.Context) error {
 		Setup:     setup,
 		Problems:  ov.Problems,
 		Start:     startJSON{Enabled: ov.Start.Allowed, Missing: []string{}, Reasons: ov.Start.Missing},
+		Sync:      syncOf(progress, now),
 		User:      userJSON{ID: sessionOf(c).UserID, IsAdmin: sessionOf(c).IsAdmin},
 		Limits:    limitsJSON{MaxDatabases: a.cfg.MaxDatabases},
 	}

@@ -20,6 +20,10 @@ import (
 //	runs already; 400 for a bad date; 404 for a database of another account.
 //
 // POST /api/app/v1/sync/stop → 200 {"sync_state": "stopped"}; 409 when stopped already.
+//
+// Where the sync stands is in GET /api/app/v1/state under "sync" (its
+// state, last start, the import's done/total with rate and time left, the
+// lag, the queue and each database's last change received and written).
 
 type syncStartRequest struct {
 	Since       string  `json:"since"`

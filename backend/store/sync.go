@@ -480,9 +480,7 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 			}
 		}
 		if c.Cursor > 0 {
-			return tx.Exec(`INSERT INTO sync_cursors (database_id, last_change_seq, updated_at) VALUES (?, ?, ?)
-				ON CONFLICT (database_id) DO UPDATE SET last_change_seq = GREATEST(sync_cursors.last_change_seq, EXCLUDED.last_change_seq),
-					updated_at = EXCLUDED.updated_at`, c.DatabaseID, c.Cursor, now).Error
+			return tx.Exec(advanceCursorSQL, advanceCursorArgs(c.DatabaseID, c.Cursor, now)...).Error
 		}
 		return nil
 	})
@@ -541,6 +539,9 @@ func (db *DB) StartSync(ctx context.Context, in StartSyncInput) error {
 			SELECT id, (? OR id IN ?), ? FROM clinic_databases WHERE account_id = ?
 			ON CONFLICT (database_id) DO UPDATE SET enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at`,
 			in.DatabaseIDs == nil, append(in.DatabaseIDs, 0), in.Now, in.AccountID).Error; err != nil {
+			return err
+		}
+		if err := beginImport(tx.g, in.AccountID, in.Now); err != nil {
 			return err
 		}
 		upd := "UPDATE account_settings SET sync_state = 'running', sync_started_at = ?, version = version + 1, updated_at = now()"

@@ -219,15 +219,7 @@
     $('checked-at').textContent = poll.checkedAt ? 'Обновлено в ' + poll.checkedAt.toLocaleTimeString('ru-RU', { timeZone: tz }) +
       ' (время указано в часовом поясе аккаунта, ' + tz + ').' : '';
 
-    $('start-sync').disabled = !state.start.enabled;
-    var missing = $('start-missing');
-    missing.textContent = '';
-    (state.start.missing || []).forEach(function (m) {
-      var li = el('li');
-      li.appendChild(withDot('', m));
-      missing.appendChild(li);
-    });
-    $('start-sync').title = (state.start.missing || []).join('; ');
+    renderSync();
 
     var sub = state.subscription;
     var kind = { trial: 'wait', active: 'ok', expiring: 'warn' }[sub.status] || '';
@@ -294,6 +286,194 @@
   $('troubleshooting-link').addEventListener('click', function (ev) {
     ev.preventDefault();
     $('troubleshooting').hidden = !$('troubleshooting').hidden;
+  });
+
+  // Sync: ЗАПУСТИТЬ / ОСТАНОВИТЬ ------------------------------------------
+  // One button: ЗАПУСТИТЬ while the sync is stopped (or paused by amoCRM),
+  // enabled only when the backend's start rule allows it (state.start), with
+  // every missing condition listed under it; it opens the start dialog
+  // (history date, databases). While the sync runs it is ОСТАНОВИТЬ with the
+  // last start time, and asks to confirm. The progress block comes from
+  // state.sync and refreshes with the 5-second state poll; the dialog is
+  // filled only when opened, so a poll never resets what the user chose.
+  var SYNC_STATES = { running: 'Передача данных запущена', stopped: 'Передача данных остановлена',
+    paused: 'Передача данных приостановлена: amoCRM заблокировал доступ к API. Изменения копятся; запустите передачу, когда доступ восстановится' };
+  var syncUI = { busy: false };
+
+  function syncRunning() { return !!(state && state.sync && state.sync.state === 'running'); }
+
+  function plural(n, one, few, many) {
+    var m10 = n % 10, m100 = n % 100;
+    if (m10 === 1 && m100 !== 11) { return one; }
+    if (m10 >= 2 && m10 <= 4 && (m100 < 12 || m100 > 14)) { return few; }
+    return many;
+  }
+
+  function fmtNumber(n) { return Number(n).toLocaleString('ru-RU'); }
+
+  function fmtDuration(sec) {
+    sec = Math.max(0, Math.round(sec));
+    if (sec < 60) { return sec + ' с'; }
+    var min = Math.round(sec / 60);
+    if (min < 60) { return min + ' мин'; }
+    var h = Math.floor(min / 60), rest = min % 60;
+    if (h < 48) { return h + ' ч' + (rest ? ' ' + rest + ' мин' : ''); }
+    return Math.round(h / 24) + ' дн.';
+  }
+
+  // localDay is the date (YYYY-MM-DD) in the account's zone daysAgo days before now.
+  function localDay(daysAgo) {
+    var d = new Date(Date.now() - daysAgo * 86400000);
+    var parts = {};
+    new Intl.DateTimeFormat('en-GB', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(d)
+      .forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + '-' + parts.month + '-' + parts.day;
+  }
+
+  function dbConnected(d) { return d.connector.state === 'connected' && d.database.state === 'connected'; }
+
+  function renderSync() {
+    var sync = state.sync || { state: 'stopped', import: {}, queue: {}, databases: [] };
+    var running = sync.state === 'running';
+    var admin = isAdminUser();
+    var btn = $('start-sync');
+    btn.dataset.action = running ? 'stop' : 'start';
+    btn.textContent = running ? 'ОСТАНОВИТЬ' : 'ЗАПУСТИТЬ';
+    btn.classList.toggle('stop', running);
+    var reasons = [];
+    if (!admin) {
+      reasons = [ADMIN_ONLY];
+    } else if (!running) {
+      reasons = state.start.enabled ? [] : (state.start.missing || []);
+    }
+    btn.disabled = reasons.length > 0 || syncUI.busy;
+    btn.title = reasons.join('; ');
+    var missing = $('start-missing');
+    missing.textContent = '';
+    reasons.forEach(function (m) {
+      var li = el('li');
+      li.appendChild(withDot('', m));
+      missing.appendChild(li);
+    });
+    // A poll that finds the state changed closes what no longer applies.
+    if (!running || !admin) { $('sync-stop-confirm').hidden = true; }
+    if (running || !admin || !state.start.enabled) { $('sync-dialog').hidden = true; }
+
+    $('sync-last-start').textContent = sync.started_at ? 'Последний запуск: ' + fmtDate(sync.started_at, true) : '';
+    var box = $('sync-state');
+    box.textContent = '';
+    if (sync.started_at || sync.state !== 'stopped') {
+      box.appendChild(withDot({ running: 'ok', paused: '' }[sync.state] || 'warn', SYNC_STATES[sync.state] || sync.state));
+    }
+
+    $('sync-progress').hidden = !sync.started_at;
+    if (!sync.started_at) { return; }
+    var imp = sync.import || {};
+    var total = imp.total || 0, done = Math.min(imp.done || 0, total);
+    var bar = $('sync-bar');
+    bar.max = Math.max(1, total);
+    bar.value = total ? done : 1;
+    var since = sync.since ? ' с ' + sync.since.split('-').reverse().join('.') : '';
+    var count = $('sync-count');
+    if (total === 0) {
+      count.textContent = 'Нет записей для загрузки' + (since ? ' (история' + since + ')' : '');
+    } else if (done >= total) {
+      count.textContent = 'Загружено ' + fmtNumber(done) + ' из ' + fmtNumber(total) + ' — загрузка истории' + since + ' завершена';
+    } else {
+      count.textContent = 'Загружено ' + fmtNumber(done) + ' из ' + fmtNumber(total) + ' (' + Math.floor(done * 100 / total) + '%)' +
+        (since ? ', история' + since : '');
+    }
+    count.dataset.done = String(done);
+    count.dataset.total = String(total);
+    var rate = imp.rate_per_minute || 0;
+    $('sync-rate').textContent = running && rate > 0 ? fmtNumber(Math.round(rate)) + ' ' + plural(Math.round(rate), 'запись', 'записи', 'записей') + '/мин' : '—';
+    $('sync-eta').textContent = done >= total ? 'готово' : (running && imp.eta_seconds != null ? '≈ ' + fmtDuration(imp.eta_seconds) : '—');
+    $('sync-lag').textContent = sync.lag_seconds > 0 ? fmtDuration(sync.lag_seconds) : 'нет';
+    var q = sync.queue || {};
+    $('sync-queue').textContent = fmtNumber(q.pending || 0) + (q.parked ? ', отложено ' + fmtNumber(q.parked) : '');
+    $('sync-queue').title = q.parked ? 'Отложенные записи amoCRM не принял; они в «Списке событий» с кнопкой «Отправить повторно»' : '';
+
+    var names = {};
+    state.databases.forEach(function (d) { names[d.id] = d.name; });
+    var tbody = $('sync-databases').querySelector('tbody');
+    tbody.textContent = '';
+    (sync.databases || []).forEach(function (d) {
+      var tr = el('tr', d.enabled ? '' : 'sync-db-off');
+      tr.dataset.id = d.id;
+      tr.appendChild(el('td', 'db', (names[d.id] || 'База') + (d.enabled ? '' : ' (не передаётся)')));
+      tr.appendChild(el('td', 'received' + (d.last_received_at ? '' : ' never'), d.last_received_at ? fmtDate(d.last_received_at, true) : 'ещё не было'));
+      tr.appendChild(el('td', 'written' + (d.last_written_at ? '' : ' never'), d.last_written_at ? fmtDate(d.last_written_at, true) : 'ещё не было'));
+      tbody.appendChild(tr);
+    });
+  }
+
+  function openSyncDialog() {
+    var since = $('sync-since');
+    since.max = localDay(0);
+    since.value = localDay(365);
+    var list = $('sync-dbs');
+    list.textContent = '';
+    state.databases.forEach(function (d) {
+      var label = el('label', 'check');
+      var c = el('input', 'sync-db');
+      c.type = 'checkbox';
+      c.value = String(d.id);
+      c.checked = dbConnected(d);
+      c.disabled = !dbConnected(d);
+      label.appendChild(c);
+      label.appendChild(document.createTextNode(d.name + (dbConnected(d) ? '' : ' — нет подключения')));
+      list.appendChild(label);
+    });
+    showError('sync-dialog-error', '');
+    $('sync-dialog').hidden = false;
+    since.focus();
+  }
+
+  $('start-sync').addEventListener('click', function () {
+    showError('sync-error', '');
+    if (this.dataset.action === 'stop') {
+      $('sync-stop-confirm').hidden = false;
+      return;
+    }
+    openSyncDialog();
+  });
+  $('sync-cancel').addEventListener('click', function () { $('sync-dialog').hidden = true; });
+  $('sync-dialog').addEventListener('click', function (ev) { if (ev.target === this) { this.hidden = true; } });
+  document.addEventListener('keydown', function (ev) { if (ev.key === 'Escape') { $('sync-dialog').hidden = true; } });
+  $('sync-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var since = $('sync-since').value;
+    var ids = [];
+    document.querySelectorAll('#sync-dbs input.sync-db').forEach(function (c) { if (c.checked) { ids.push(Number(c.value)); } });
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(since)) { showError('sync-dialog-error', 'Укажите дату, с которой загрузить историю.'); return; }
+    if (since > localDay(0)) { showError('sync-dialog-error', 'Дата не может быть в будущем.'); return; }
+    if (ids.length === 0) { showError('sync-dialog-error', 'Выберите хотя бы одну подключённую базу.'); return; }
+    var go = $('sync-go');
+    go.disabled = true;
+    showError('sync-dialog-error', '');
+    api('POST', '/sync/start', { since: since, database_ids: ids }).then(json).then(function () {
+      $('sync-dialog').hidden = true;
+      showNotice('Передача данных запущена. Загрузка истории идёт в фоне — страницу можно закрыть.', false);
+      return refreshNow();
+    }).catch(function (e) {
+      showError('sync-dialog-error', e instanceof TypeError ? 'Нет связи с сервером «Связки». Повторите попытку.' : e.message);
+    }).then(function () { go.disabled = false; });
+  });
+  $('sync-stop-cancel').addEventListener('click', function () { $('sync-stop-confirm').hidden = true; });
+  $('sync-stop-go').addEventListener('click', function () {
+    var btn = this;
+    btn.disabled = true;
+    syncUI.busy = true;
+    api('POST', '/sync/stop').then(json).then(function () {
+      $('sync-stop-confirm').hidden = true;
+      showNotice('Передача данных остановлена. Изменения копятся и передадутся после запуска.', false);
+    }).catch(function (e) {
+      showError('sync-error', e instanceof TypeError ? 'Нет связи с сервером «Связки». Повторите попытку.' : e.message);
+    }).then(function () {
+      btn.disabled = false;
+      syncUI.busy = false;
+      return refreshNow();
+    });
   });
 
   // Event log -------------------------------------------------------------
