@@ -49,5 +49,12 @@ lint: vet
 bench: services
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+## bench-sync: the sync's import benchmark (README, «Синхронизация: замеры»): a real worker
+## writes SYNC_BENCH_PATIENTS (20000) patients and SYNC_BENCH_APPOINTMENTS (60000) appointments
+## into the sandbox at 7 rps (about 20 minutes at full size today)
+.PHONY: bench-sync
+bench-sync: services
+	SYNC_BENCH=1 $(GO) test -run '^$$' -bench '^BenchmarkSync$$' -benchtime 1x -timeout 60m -v ./cmd/svyazka/
+
 clean:
 	rm -rf bin widget.zip .artifacts
