@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 
 	"github.com/svyazka/svyazka/amocrm"
@@ -28,55 +29,113 @@ type SyncLocks interface {
 	TryAccountSyncLock(ctx context.Context, accountID int64) (release func(), ok bool, err error)
 }
 
+// SyncOutbox adds a task to the outbox in its own transaction; *store.DB
+// satisfies it.
+type SyncOutbox interface {
+	InTx(ctx context.Context, fn func(tx *store.Tx) error) error
+}
+
 // SyncLockBusyDelay is how soon a task that found the account's sync
 // running elsewhere tries again, so its wake-up is not lost.
 const SyncLockBusyDelay = time.Second
 
-// maxSyncRounds bounds one task's Process calls; the sweep picks up the rest.
-const maxSyncRounds = 50
+// Bounds of one TypeSyncAccount task (SyncAccount's defaults): after them
+// a task with work left hands over to a continuation at the queue's tail.
+const (
+	// DefaultSyncTaskRounds is the most Process calls of one task.
+	DefaultSyncTaskRounds = 3
+	// DefaultSyncTaskBudget is how long a task starts new Process calls.
+	DefaultSyncTaskBudget = 15 * time.Second
+)
 
 // SyncAccount handles TypeSyncAccount: under the account's lock it calls
-// Process until nothing is pending. A held lock retries in
-// SyncLockBusyDelay; amoCRM's 429 after its Retry-After; 5xx and timeouts
-// with the usual backoff; a revoked or blocked account, a broken mapping or
-// a bad payload are not retried (the event log and the sweep take over).
+// Process while more is pending, for at most MaxRounds calls or Budget
+// (the first call always runs); work left then goes to a continuation task
+// with a fresh id, added to the outbox after the lock is released. The
+// continuation queues behind the tasks already waiting, so a worker with
+// few slots serves every account in turn: one account's import never holds
+// a slot for long, and each call writes the account's real-time changes
+// before its import (engine.Engine.Process).
+//
+// A held lock retries in SyncLockBusyDelay; amoCRM's 429 after its
+// Retry-After; 5xx and timeouts with the usual backoff; a revoked or
+// blocked account, a broken mapping or a bad payload are not retried (the
+// event log and the sweep take over).
 type SyncAccount struct {
 	Engine SyncEngine
 	Locks  SyncLocks
+	Outbox SyncOutbox
+	Now    func() time.Time
 	Log    *slog.Logger
+	// MaxRounds and Budget bound one task (DefaultSyncTaskRounds,
+	// DefaultSyncTaskBudget when zero).
+	MaxRounds int
+	Budget    time.Duration
 }
 
 // ProcessTask implements asynq.Handler.
 func (h *SyncAccount) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	if h.Engine == nil || h.Locks == nil || h.Log == nil {
-		return errors.New("jobs: sync account needs Engine, Locks and Log")
+	if h.Engine == nil || h.Locks == nil || h.Outbox == nil || h.Now == nil || h.Log == nil {
+		return errors.New("jobs: sync account needs Engine, Locks, Outbox, Now and Log")
 	}
 	p, err := ParseSyncAccount(t)
 	if err != nil {
 		return err
 	}
-	release, ok, err := h.Locks.TryAccountSyncLock(ctx, p.AccountID)
+	more, err := h.run(ctx, p.AccountID)
+	if err != nil || !more {
+		return err
+	}
+	next, err := NewSyncAccountTask(p, "cont:"+uuid.NewString())
 	if err != nil {
 		return err
 	}
+	if err := h.Outbox.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.Enqueue(next.Outbox())
+		return err
+	}); err != nil {
+		// A retry of this task does the next bounded part and hands over.
+		return fmt.Errorf("jobs: continue sync of account %d: %w", p.AccountID, err)
+	}
+	return nil
+}
+
+// run calls Process under the account's lock within the task's bounds;
+// more reports work left for a continuation.
+func (h *SyncAccount) run(ctx context.Context, accountID int64) (more bool, err error) {
+	release, ok, err := h.Locks.TryAccountSyncLock(ctx, accountID)
+	if err != nil {
+		return false, err
+	}
 	if !ok {
-		return &RetryAfterError{Delay: SyncLockBusyDelay, Err: fmt.Errorf("jobs: sync of account %d runs elsewhere", p.AccountID)}
+		return false, &RetryAfterError{Delay: SyncLockBusyDelay, Err: fmt.Errorf("jobs: sync of account %d runs elsewhere", accountID)}
 	}
 	defer release()
-	for range maxSyncRounds {
-		res, err := h.Engine.Process(ctx, p.AccountID)
+	rounds, budget := h.MaxRounds, h.Budget
+	if rounds <= 0 {
+		rounds = DefaultSyncTaskRounds
+	}
+	if budget <= 0 {
+		budget = DefaultSyncTaskBudget
+	}
+	started := h.Now()
+	for round := 1; ; round++ {
+		res, err := h.Engine.Process(ctx, accountID)
 		if err != nil {
-			return syncError(p.AccountID, err)
+			return false, syncError(accountID, err)
 		}
 		if res.Held != engine.HoldNone || !res.More {
 			if res.Records > 0 || res.Held != engine.HoldNone {
-				h.Log.InfoContext(ctx, "sync done", "account_id", p.AccountID, "held", res.Held, "records", res.Records,
+				h.Log.InfoContext(ctx, "sync done", "account_id", accountID, "held", res.Held, "records", res.Records,
 					"contacts_created", res.ContactsCreated, "leads_created", res.LeadsCreated, "parked", res.Parked)
 			}
-			return nil
+			return false, nil
+		}
+		if round >= rounds || h.Now().Sub(started) >= budget {
+			h.Log.InfoContext(ctx, "sync continues in a new task", "account_id", accountID, "rounds", round)
+			return true, nil
 		}
 	}
-	return nil
 }
 
 // syncError classifies Process's error for asynq.

@@ -6,12 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/engine"
+	"github.com/svyazka/svyazka/backend/store"
+	"github.com/svyazka/svyazka/backend/store/storetest"
 	"github.com/svyazka/svyazka/jobs"
 )
 
@@ -19,6 +22,14 @@ type failingEngine struct{ err error }
 
 func (f failingEngine) Process(context.Context, int64) (engine.Result, error) {
 	return engine.Result{}, f.err
+}
+
+// noOutbox fails the test when a continuation is added.
+type noOutbox struct{ t *testing.T }
+
+func (o noOutbox) InTx(context.Context, func(*store.Tx) error) error {
+	o.t.Error("unexpected continuation")
+	return nil
 }
 
 type freeLocks struct{}
@@ -43,10 +54,72 @@ func TestSyncAccountDoesNotRetryForever(t *testing.T) {
 		"Transient":    {&amocrm.Error{Kind: amocrm.ErrTransient, Status: 502}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			h := &jobs.SyncAccount{Engine: failingEngine{tc.err}, Locks: freeLocks{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			h := &jobs.SyncAccount{Engine: failingEngine{tc.err}, Locks: freeLocks{}, Outbox: noOutbox{t}, Now: time.Now,
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			err := h.ProcessTask(context.Background(), asynq.NewTask(jobs.TypeSyncAccount, task.Payload))
 			require.Error(t, err)
 			require.Equal(t, !tc.retry, errors.Is(err, asynq.SkipRetry))
 		})
 	}
+}
+
+// busyEngine has pending work for its first left calls.
+type busyEngine struct {
+	calls, left int
+}
+
+func (b *busyEngine) Process(context.Context, int64) (engine.Result, error) {
+	b.calls++
+	b.left--
+	return engine.Result{Records: 1, More: b.left > 0}, nil
+}
+
+// A task does bounded work and hands the rest to a continuation with a
+// fresh id at the queue's tail, so other accounts get the worker's slots;
+// a task that finished adds none.
+func TestSyncAccountYieldsToAContinuation(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	task, err := jobs.NewSyncAccountTask(jobs.SyncAccountPayload{AccountID: 7}, "test")
+	require.NoError(t, err)
+	continuations := func() []string {
+		rows, err := db.SQL().Query(`SELECT task_id FROM outbox WHERE task_type = $1 ORDER BY id`, jobs.TypeSyncAccount)
+		require.NoError(t, err)
+		defer rows.Close()
+		var ids []string
+		for rows.Next() {
+			var id string
+			require.NoError(t, rows.Scan(&id))
+			ids = append(ids, id)
+		}
+		require.NoError(t, rows.Err())
+		return ids
+	}
+	eng := &busyEngine{left: 100}
+	h := &jobs.SyncAccount{Engine: eng, Locks: freeLocks{}, Outbox: db, Now: time.Now, MaxRounds: 2,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	require.Equal(t, 2, eng.calls, "MaxRounds bounds the task")
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	ids := continuations()
+	require.Len(t, ids, 2)
+	require.NotEqual(t, ids[0], ids[1], "each continuation has a fresh id")
+	for _, id := range ids {
+		require.Regexp(t, `^sync:account:7:cont:`, id)
+	}
+
+	// A time budget ends the task too, after the first call.
+	clock := time.Now()
+	h.MaxRounds, h.Budget = 100, time.Second
+	h.Now = func() time.Time { clock = clock.Add(time.Second); return clock }
+	eng.calls = 0
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	require.Equal(t, 1, eng.calls)
+	require.Len(t, continuations(), 3)
+
+	// Done: no continuation.
+	h.Engine, h.Now = &busyEngine{left: 1}, time.Now
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	require.Len(t, continuations(), 3)
 }

@@ -6,9 +6,20 @@
 // What Process promises:
 //   - It holds (returns Result.Held, writes nothing) unless the account's
 //     sync is running, its setup is configured and its subscription allows
-//     work. Held work stays queued: the cursor does not move.
+//     work. Held work stays queued: the cursors do not move.
 //   - Changes are read per enabled database in change_seq order, in pages
-//     of Config.PageSize. For the patients a page touches it loads the
+//     of Config.PageSize, at most Config.MaxPages per call (Result.More
+//     says more is pending). While an import runs a database has two lanes
+//     (store.SyncDatabase): the import (change_seq up to the start's bound)
+//     and the real-time changes above it, each with its own cursor. Each
+//     round of a call reads a page of every database's real-time lane
+//     first, then their due grace timers, then one import page each: a
+//     change made after the start is written after at most one import page,
+//     and one database's import never holds back another's changes. When
+//     the import lane reaches its bound the lanes merge (store.CommitSync).
+//     A patient touched by both lanes is synced twice from the same current
+//     rows; the second finds equal hashes and costs no request.
+//     For the patients a page touches it loads the
 //     patient and every reception of theirs (chains and first visits are
 //     decided over the whole history) and the doctor and branch
 //     dictionaries.
@@ -37,7 +48,7 @@
 //     amoCRM's message, and a sync_error event) and the rest of the batch is
 //     sent again without them. A reception whose patient's contact could
 //     not be written is parked too.
-//   - Links, parks, events and the cursor commit in one transaction after
+//   - Links, parks, events and the lane's cursor commit in one transaction after
 //     amoCRM answered. Rate limits, 5xx and timeouts return the client's
 //     error (amocrm.Retryable) with nothing committed for the page; the
 //     caller retries with backoff.
@@ -122,7 +133,7 @@ type Store interface {
 	SyncSettings(ctx context.Context, accountID int64) (store.SyncSettings, error)
 	CurrentMapping(ctx context.Context, accountID int64) (setup.MappingVersion, bool, error)
 	SyncDatabases(ctx context.Context, accountID int64) ([]store.SyncDatabase, error)
-	PendingChanges(ctx context.Context, databaseID, after int64, limit int) ([]store.SourceRecord, error)
+	PendingChangesUpTo(ctx context.Context, databaseID, after, upTo int64, limit int) ([]store.SourceRecord, error)
 	SourceRecordsByID(ctx context.Context, databaseID int64, kind string, ids []string) ([]store.SourceRecord, error)
 	SourceRecordsOfKind(ctx context.Context, databaseID int64, kind string) ([]store.SourceRecord, error)
 	ReceptionsOfPatients(ctx context.Context, databaseID int64, patientIDs []string) ([]store.SourceRecord, error)
@@ -326,7 +337,7 @@ func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 		return res, err
 	}
 	acct := &accountRun{settings: &settings, crm: crm}
-	pages := 0
+	var runs []*dbRun
 	for _, d := range dbs {
 		if !d.Enabled {
 			continue
@@ -335,41 +346,86 @@ func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 		if err != nil {
 			loc = acc.Location()
 		}
-		run := &dbRun{e: e, acc: acc, acct: acct, settings: settings, mv: mv, crm: crm, db: d.ClinicDatabase, loc: loc, cursor: d.Cursor}
-		for {
-			if pages == e.cfg.MaxPages {
-				res.More = true
-				return res, nil
-			}
-			pr, more, err := run.page(ctx)
-			res.add(pr)
-			if err != nil {
-				return res, err
-			}
-			if !more {
-				break
-			}
-			pages++
+		run := &dbRun{e: e, acc: acc, acct: acct, settings: settings, mv: mv, crm: crm, db: d.ClinicDatabase, loc: loc}
+		if d.Split() {
+			run.live = &lane{realtime: true, after: d.RealtimeCursor, importTo: d.ImportToSeq}
+			run.imp = &lane{after: d.Cursor, upTo: d.ImportToSeq}
+		} else {
+			run.live = &lane{after: d.Cursor}
 		}
-		// The grace timer: planned receptions whose plan end + grace passed
-		// with no row change are decided again.
-		for {
-			if pages == e.cfg.MaxPages {
-				res.More = true
-				return res, nil
+		runs = append(runs, run)
+	}
+	// Rounds over the databases, one page per step: first every database's
+	// real-time lane (read again each round), then their grace timers, then
+	// one import page each. So a change made after the start waits for at
+	// most one import page, and no database's import delays another's
+	// changes. The call ends when a round found nothing or at MaxPages.
+	pages := 0
+	for {
+		worked := false
+		for prio := range stepCount {
+			for _, run := range runs {
+				drained, do := run.step(prio)
+				if drained == nil || *drained {
+					continue
+				}
+				if pages == e.cfg.MaxPages {
+					res.More = true
+					return res, nil
+				}
+				pr, more, err := do(ctx)
+				res.add(pr)
+				if err != nil {
+					return res, err
+				}
+				*drained = !more
+				if pr.Records > 0 || pr.Reevaluated > 0 {
+					pages++
+					worked = true
+				}
 			}
-			pr, more, err := run.reevaluate(ctx)
-			res.add(pr)
-			if err != nil {
-				return res, err
-			}
-			if !more {
-				break
-			}
-			pages++
+		}
+		if !worked {
+			return res, nil
+		}
+		// A change that arrived during the round is read in the next one,
+		// before the next import page.
+		for _, run := range runs {
+			run.live.drained = false
 		}
 	}
-	return res, nil
+}
+
+// stepCount is the number of a database's steps in a round (dbRun.step).
+const stepCount = 3
+
+// step returns a database's step of priority prio within a round: the
+// real-time lane, the grace timer, the import lane. drained is nil when the
+// database has no such step.
+func (r *dbRun) step(prio int) (drained *bool, do func(context.Context) (Result, bool, error)) {
+	switch {
+	case prio == 0:
+		return &r.live.drained, func(ctx context.Context) (Result, bool, error) { return r.page(ctx, r.live) }
+	case prio == 1:
+		return &r.timerDrained, r.reevaluate
+	case prio == 2 && r.imp != nil:
+		return &r.imp.drained, func(ctx context.Context) (Result, bool, error) { return r.page(ctx, r.imp) }
+	}
+	return nil, nil
+}
+
+// lane is one ordered stream of a database's changes with its cursor: the
+// real-time lane (above the import's bound; while no import runs, the only
+// lane, committing the single cursor) or the import lane (up to the bound).
+type lane struct {
+	// realtime: commits move the real-time cursor (store.LaneRealtime).
+	realtime bool
+	after    int64
+	// upTo bounds the import lane (0: none).
+	upTo int64
+	// importTo is the import's bound the real-time lane reads above.
+	importTo int64
+	drained  bool
 }
 
 // accountRun is what one Process call shares across the account's
@@ -461,8 +517,11 @@ type dbRun struct {
 	crm      CRM
 	db       store.ClinicDatabase
 	loc      *time.Location
-	cursor   int64
 	dict     *mirror.Dictionaries
+	// live is the real-time lane (the only one when no import runs), imp
+	// the import lane (nil then); timerDrained: no grace timer is due.
+	live, imp    *lane
+	timerDrained bool
 }
 
 // desiredContact is a contact the page wants in amoCRM.
@@ -498,11 +557,19 @@ type desiredLead struct {
 	starts map[string]string
 }
 
-// page processes one page of changes; more reports that a full page was read.
-func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
+// page processes one page of changes of lane l; more reports that a full
+// page was read (and, for the import lane, its bound is not reached).
+//
+// A patient may have changes in both lanes (its record in the import, a
+// reception changed since): each lane syncs the patient from the current
+// rows (the patient, every reception of theirs, the dictionaries), never
+// from the change that woke it, so the second lane finds the hashes equal
+// and sends nothing. A record is in one lane only: a record changed again
+// takes a new change_seq, above the import's bound.
+func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 	var res Result
 	st := r.e.cfg.Store
-	changes, err := st.PendingChanges(ctx, r.db.ID, r.cursor, r.e.cfg.PageSize)
+	changes, err := st.PendingChangesUpTo(ctx, r.db.ID, l.after, l.upTo, r.e.cfg.PageSize)
 	if err != nil || len(changes) == 0 {
 		return res, false, err
 	}
@@ -542,6 +609,9 @@ func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
 		}
 	}
 	commit := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Cursor: newCursor}
+	if l.realtime {
+		commit.Lane, commit.ImportToSeq = store.LaneRealtime, l.importTo
+	}
 	if len(deleted) > 0 {
 		more, dr, err := r.deleteReceptions(ctx, deleted, &commit)
 		res.add(dr)
@@ -568,8 +638,8 @@ func (r *dbRun) page(ctx context.Context) (Result, bool, error) {
 	if err := st.CommitSync(ctx, commit); err != nil {
 		return res, false, err
 	}
-	r.cursor = newCursor
-	return res, len(changes) == r.e.cfg.PageSize, nil
+	l.after = newCursor
+	return res, len(changes) == r.e.cfg.PageSize && (l.upTo == 0 || newCursor < l.upTo), nil
 }
 
 func (r *dbRun) loadDictionaries(ctx context.Context) error {

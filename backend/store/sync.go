@@ -73,9 +73,21 @@ func (db *DB) sourceRecords(ctx context.Context, op string, query string, args .
 // PendingChanges returns up to limit records of the database whose
 // change_seq is above after, in change_seq order.
 func (db *DB) PendingChanges(ctx context.Context, databaseID, after int64, limit int) ([]SourceRecord, error) {
-	return db.sourceRecords(ctx, fmt.Sprintf("pending changes (database %d)", databaseID),
-		`SELECT `+sourceColumns+` FROM source_records WHERE database_id = ? AND change_seq > ? ORDER BY change_seq LIMIT ?`,
-		databaseID, after, limit)
+	return db.PendingChangesUpTo(ctx, databaseID, after, 0, limit)
+}
+
+// PendingChangesUpTo returns up to limit records of the database whose
+// change_seq is in (after, upTo], in change_seq order; upTo 0 means no upper
+// bound (one lane of the sync: the import's is bounded by import_to_seq).
+func (db *DB) PendingChangesUpTo(ctx context.Context, databaseID, after, upTo int64, limit int) ([]SourceRecord, error) {
+	if upTo <= 0 {
+		return db.sourceRecords(ctx, fmt.Sprintf("pending changes (database %d)", databaseID),
+			`SELECT `+sourceColumns+` FROM source_records WHERE database_id = ? AND change_seq > ? ORDER BY change_seq LIMIT ?`,
+			databaseID, after, limit)
+	}
+	return db.sourceRecords(ctx, fmt.Sprintf("pending changes up to %d (database %d)", upTo, databaseID),
+		`SELECT `+sourceColumns+` FROM source_records WHERE database_id = ? AND change_seq > ? AND change_seq <= ? ORDER BY change_seq LIMIT ?`,
+		databaseID, after, upTo, limit)
 }
 
 // SourceRecordsByID returns the database's records of kind with the given
@@ -149,16 +161,32 @@ func (db *DB) SyncSettings(ctx context.Context, accountID int64) (SyncSettings, 
 	return out, nil
 }
 
-// SyncDatabase is a clinic database with the sync's cursor over it.
+// SyncDatabase is a clinic database with the sync's cursors over it
+// (migration 00015): while an import runs (Cursor < ImportToSeq) the
+// database has two lanes, the import (change_seq in (Cursor, ImportToSeq])
+// and the real-time changes above ImportToSeq, read from RealtimeCursor.
+// Otherwise the lanes are merged and Cursor is the only one.
 type SyncDatabase struct {
 	ClinicDatabase
-	// Cursor is the last change_seq written (0: nothing yet).
-	Cursor  int64
-	Enabled bool
+	// Cursor is the import lane's cursor, the last change_seq written of the
+	// import (0: nothing yet); once the lanes merge, the only cursor.
+	Cursor int64
+	// ImportToSeq is the last start's import's upper bound, read live while
+	// the connector's first load runs (its records are all import).
+	ImportToSeq int64
+	// RealtimeCursor is where the real-time lane reads from: the last
+	// change_seq it wrote, at least ImportToSeq.
+	RealtimeCursor int64
+	Enabled        bool
 }
 
+// Split reports whether the database's import lane is still open, so its
+// real-time changes have a lane of their own.
+func (d SyncDatabase) Split() bool { return d.Cursor < d.ImportToSeq }
+
 // SyncDatabases returns the account's databases with their cursors, oldest
-// first. A database the sync never saw has cursor 0 and is enabled.
+// first. A database the sync never saw has cursor 0, no import and is
+// enabled.
 func (db *DB) SyncDatabases(ctx context.Context, accountID int64) ([]SyncDatabase, error) {
 	dbs, err := db.ListDatabases(ctx, accountID)
 	if err != nil {
@@ -167,10 +195,14 @@ func (db *DB) SyncDatabases(ctx context.Context, accountID int64) ([]SyncDatabas
 	var rows []struct {
 		DatabaseID    int64
 		LastChangeSeq int64
+		ImportToSeq   int64
+		RealtimeSeq   int64
 		Enabled       bool
 	}
-	if err := db.Gorm(ctx).Raw(`SELECT c.database_id, c.last_change_seq, c.enabled FROM sync_cursors c
-		JOIN clinic_databases d ON d.id = c.database_id WHERE d.account_id = ?`, accountID).Scan(&rows).Error; err != nil {
+	if err := db.Gorm(ctx).Raw(`SELECT c.database_id, c.last_change_seq, c.realtime_seq, c.enabled,
+			GREATEST(c.import_to_seq, CASE WHEN c.import_started_at IS NOT NULL AND NOT d.initial_load_done
+				THEN (SELECT coalesce(max(s.change_seq), 0) FROM source_records s WHERE s.database_id = d.id) ELSE 0 END) AS import_to_seq
+		FROM sync_cursors c JOIN clinic_databases d ON d.id = c.database_id WHERE d.account_id = ?`, accountID).Scan(&rows).Error; err != nil {
 		return nil, fmt.Errorf("store: sync cursors of account %d: %w", accountID, err)
 	}
 	out := make([]SyncDatabase, len(dbs))
@@ -179,6 +211,7 @@ func (db *DB) SyncDatabases(ctx context.Context, accountID int64) ([]SyncDatabas
 		for _, r := range rows {
 			if r.DatabaseID == d.ID {
 				out[i].Cursor, out[i].Enabled = r.LastChangeSeq, r.Enabled
+				out[i].ImportToSeq, out[i].RealtimeCursor = r.ImportToSeq, max(r.RealtimeSeq, r.ImportToSeq)
 			}
 		}
 	}
@@ -392,10 +425,29 @@ type SyncCommit struct {
 	ClearReevaluation []string
 	// AdoptedContacts leave the scanned candidates: they are linked now.
 	AdoptedContacts []int64
-	// Cursor, when above the stored one, becomes the database's cursor.
+	// Cursor, when above the stored one, becomes the cursor of Lane.
 	Cursor int64
-	Now    time.Time
+	// Lane is the cursor Cursor moves: the import lane's (the only one once
+	// merged) or the real-time lane's.
+	Lane Lane
+	// ImportToSeq is, for the real-time lane, the import bound it read
+	// above; the stored bound is raised to it, so the lane's cursor always
+	// covers a contiguous range above the bound.
+	ImportToSeq int64
+	Now         time.Time
 }
+
+// Lane says which of a database's cursors a commit moves.
+type Lane int
+
+// Lanes.
+const (
+	// LaneImport moves last_change_seq: the import lane while an import
+	// runs, the only cursor otherwise.
+	LaneImport Lane = iota
+	// LaneRealtime moves realtime_seq: the changes above the import.
+	LaneRealtime
+)
 
 // Rekey is a link whose source id changes.
 type Rekey struct {
@@ -479,10 +531,17 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 				return err
 			}
 		}
-		if c.Cursor > 0 {
-			return tx.Exec(advanceCursorSQL, advanceCursorArgs(c.DatabaseID, c.Cursor, now)...).Error
+		if c.Cursor <= 0 {
+			return nil
 		}
-		return nil
+		if c.Lane == LaneRealtime {
+			if err := tx.Exec(advanceRealtimeSQL, c.Cursor, c.Cursor, now, c.ImportToSeq, now, c.DatabaseID).Error; err != nil {
+				return err
+			}
+		} else if err := tx.Exec(advanceCursorSQL, advanceCursorArgs(c.DatabaseID, c.Cursor, now)...).Error; err != nil {
+			return err
+		}
+		return tx.Exec(mergeLanesSQL, c.DatabaseID).Error
 	})
 	if err != nil {
 		return fmt.Errorf("store: commit sync (database %d): %w", c.DatabaseID, err)
@@ -599,7 +658,7 @@ func (db *DB) StopSync(ctx context.Context, accountID int64, ev eventlog.Event, 
 }
 
 // SyncQueue counts the account's pending changes (records of enabled
-// databases above their cursor) and parked records.
+// databases not yet written by either lane) and parked records.
 type SyncQueue struct {
 	Pending int64 `json:"pending"`
 	Parked  int64 `json:"parked"`
@@ -611,7 +670,7 @@ func (db *DB) SyncQueue(ctx context.Context, accountID int64) (SyncQueue, error)
 	err := db.Gorm(ctx).Raw(`SELECT
 		(SELECT count(*) FROM source_records s JOIN clinic_databases d ON d.id = s.database_id
 			LEFT JOIN sync_cursors c ON c.database_id = d.id
-			WHERE d.account_id = ? AND coalesce(c.enabled, true) AND s.change_seq > coalesce(c.last_change_seq, 0)) AS pending,
+			WHERE d.account_id = ? AND coalesce(c.enabled, true) AND s.change_seq > coalesce(c.last_change_seq, 0) AND `+notRealtimeWritten+`) AS pending,
 		(SELECT count(*) FROM sync_parked WHERE account_id = ?) AS parked`, accountID, accountID).Scan(&q).Error
 	if err != nil {
 		return SyncQueue{}, fmt.Errorf("store: sync queue of account %d: %w", accountID, err)
@@ -627,14 +686,14 @@ type PendingAccount struct {
 }
 
 // PendingSyncAccounts lists the active, running accounts whose enabled
-// databases have changes above their cursor.
+// databases have changes not yet written by either lane.
 func (db *DB) PendingSyncAccounts(ctx context.Context) ([]PendingAccount, error) {
 	var out []PendingAccount
 	err := db.Gorm(ctx).Raw(`SELECT d.account_id, max(s.change_seq) AS max_seq
 		FROM account_settings st JOIN accounts a ON a.id = st.account_id
 		JOIN clinic_databases d ON d.account_id = st.account_id
 		LEFT JOIN sync_cursors c ON c.database_id = d.id
-		JOIN source_records s ON s.database_id = d.id AND s.change_seq > coalesce(c.last_change_seq, 0)
+		JOIN source_records s ON s.database_id = d.id AND s.change_seq > coalesce(c.last_change_seq, 0) AND `+notRealtimeWritten+`
 		WHERE st.sync_state = 'running' AND a.status = ? AND coalesce(c.enabled, true)
 		GROUP BY d.account_id ORDER BY d.account_id`, AccountActive).Scan(&out).Error
 	if err != nil {

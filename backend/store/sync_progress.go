@@ -18,6 +18,12 @@ import (
 // While a database's connector still runs its first load, import_to_seq
 // follows the records it delivers (read live, and raised by each commit). The rate comes from two samples of the
 // cursor kept by CommitSync, at most a minute apart.
+//
+// The lanes (migration 00015): the import lane's cursor is last_change_seq,
+// so done and the rate keep their meaning; the real-time lane writes the
+// changes above import_to_seq and keeps its own cursor, realtime_seq. A
+// change is pending when neither lane wrote it (notRealtimeWritten), so the
+// queue and the lag count the oldest change waiting in either lane.
 
 // rateSampleEvery is how often CommitSync moves its newer cursor sample to
 // the older one: the rate is measured over the last 30 to 60 seconds (or
@@ -45,6 +51,27 @@ var advanceCursorSQL = fmt.Sprintf(`INSERT INTO sync_cursors AS c (database_id, 
 	fmt.Sprintf(`(EXCLUDED.last_change_seq > c.last_change_seq AND (c.sample_at IS NULL OR c.sample_at <= EXCLUDED.updated_at - interval '%d seconds'))`,
 		int(rateSampleEvery/time.Second)))
 
+// advanceRealtimeSQL moves a database's real-time cursor forward (never
+// back) with last_written_at, and raises the import's bound to the one the
+// lane read above (so (import_to_seq, realtime_seq] is always what the lane
+// wrote). Arguments: the cursor twice, now, the lane's import bound, now,
+// the database id. The rate samples follow the import lane only.
+const advanceRealtimeSQL = `UPDATE sync_cursors SET realtime_seq = GREATEST(realtime_seq, ?),
+		last_written_at = CASE WHEN ? > realtime_seq THEN ? ELSE last_written_at END,
+		import_to_seq = GREATEST(import_to_seq, ?), updated_at = ?
+	WHERE database_id = ?`
+
+// mergeLanesSQL merges a database's lanes once the import lane reached the
+// import's bound: everything up to the real-time cursor is written, so the
+// single cursor takes it. Argument: the database id.
+const mergeLanesSQL = `UPDATE sync_cursors SET last_change_seq = realtime_seq
+	WHERE database_id = ? AND realtime_seq > last_change_seq AND last_change_seq >= import_to_seq`
+
+// notRealtimeWritten is the condition on source_records s (above the
+// cursor row c's last_change_seq) that the real-time lane has not written
+// it: it is in the import's range or above the real-time cursor.
+const notRealtimeWritten = `(s.change_seq <= coalesce(c.import_to_seq, 0) OR s.change_seq > coalesce(c.realtime_seq, 0))`
+
 // advanceCursorArgs are advanceCursorSQL's arguments.
 func advanceCursorArgs(databaseID, cursor int64, now time.Time) []any {
 	return []any{databaseID, cursor, now, now, now, cursor, now}
@@ -52,9 +79,10 @@ func advanceCursorArgs(databaseID, cursor int64, now time.Time) []any {
 
 // beginImport records, in a start's transaction, what the import takes on:
 // for each of the account's databases its cursor and highest change_seq now,
-// and fresh rate samples.
+// and fresh rate samples. The real-time lane starts afresh above the new
+// bound (a previous import's real-time range lies inside the new import).
 func beginImport(tx *gorm.DB, accountID int64, now time.Time) error {
-	return tx.Exec(`UPDATE sync_cursors c SET import_from_seq = c.last_change_seq,
+	return tx.Exec(`UPDATE sync_cursors c SET import_from_seq = c.last_change_seq, realtime_seq = 0,
 			import_to_seq = GREATEST(c.last_change_seq, (SELECT coalesce(max(s.change_seq), 0) FROM source_records s WHERE s.database_id = c.database_id)),
 			import_started_at = ?, rate_at = ?, rate_seq = c.last_change_seq, sample_at = ?, sample_seq = c.last_change_seq
 		FROM clinic_databases d WHERE d.id = c.database_id AND d.account_id = ?`, now.UTC(), now.UTC(), now.UTC(), accountID).Error
@@ -85,8 +113,8 @@ type DatabaseProgress struct {
 	// sample; nil: no start yet).
 	WindowDone  int64
 	WindowSince *time.Time
-	// OldestPendingAt is when the oldest change above the cursor arrived
-	// (nil: none).
+	// OldestPendingAt is when the oldest change neither lane has written
+	// arrived (nil: none).
 	OldestPendingAt *time.Time
 	// LastReceivedAt is when the database's latest change arrived;
 	// LastWrittenAt when the sync last advanced past a change (nil: never).
@@ -122,7 +150,8 @@ func (db *DB) SyncProgress(ctx context.Context, accountID int64) (SyncProgress, 
 				coalesce(c.import_from_seq, 0) AS from_seq, c.import_started_at IS NOT NULL AS started,
 				GREATEST(coalesce(c.import_to_seq, 0), CASE WHEN c.import_started_at IS NOT NULL AND NOT d.initial_load_done
 					THEN (SELECT coalesce(max(s.change_seq), 0) FROM source_records s WHERE s.database_id = d.id) ELSE 0 END) AS to_seq,
-				c.rate_at, coalesce(c.rate_seq, 0) AS rate_seq, c.last_written_at
+				c.rate_at, coalesce(c.rate_seq, 0) AS rate_seq, c.last_written_at,
+				coalesce(c.import_to_seq, 0) AS stored_to_seq, coalesce(c.realtime_seq, 0) AS realtime_seq
 			FROM clinic_databases d LEFT JOIN sync_cursors c ON c.database_id = d.id WHERE d.account_id = ?)
 		SELECT b.id AS database_id, b.enabled,
 			CASE WHEN b.started THEN (SELECT count(*) FROM source_records s WHERE s.database_id = b.id
@@ -131,7 +160,8 @@ func (db *DB) SyncProgress(ctx context.Context, accountID int64) (SyncProgress, 
 				AND s.change_seq > b.from_seq AND s.change_seq <= LEAST(b.to_seq, b.cursor)) ELSE 0 END AS import_done,
 			(SELECT count(*) FROM source_records s WHERE s.database_id = b.id AND s.change_seq > b.rate_seq AND s.change_seq <= b.cursor) AS window_done,
 			b.rate_at AS window_since,
-			(SELECT s.changed_at FROM source_records s WHERE s.database_id = b.id AND s.change_seq > b.cursor ORDER BY s.change_seq LIMIT 1) AS oldest_pending_at,
+			(SELECT s.changed_at FROM source_records s WHERE s.database_id = b.id AND s.change_seq > b.cursor
+				AND (s.change_seq <= b.stored_to_seq OR s.change_seq > b.realtime_seq) ORDER BY s.change_seq LIMIT 1) AS oldest_pending_at,
 			(SELECT s.changed_at FROM source_records s WHERE s.database_id = b.id ORDER BY s.change_seq DESC LIMIT 1) AS last_received_at,
 			b.last_written_at
 		FROM b ORDER BY b.id`, accountID).Scan(&rows).Error

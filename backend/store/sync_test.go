@@ -202,3 +202,96 @@ func TestSyncSecondSliceStorage(t *testing.T) {
 		require.ErrorIs(t, err, store.ErrSyncState)
 	})
 }
+
+// While an import runs a database has two lanes: the import up to the
+// start's bound (last_change_seq) and the real-time changes above it
+// (realtime_seq). The queue counts what neither wrote; when the import
+// lane reaches its bound the lanes merge into one cursor.
+func TestSyncLanes(t *testing.T) {
+	t.Parallel()
+	db := storetest.New(t)
+	ctx := context.Background()
+	acc, d := newDatabase(t, db, "lanes")
+	now := time.Now().UTC()
+	ingest := func(recs ...store.IngestRecord) {
+		t.Helper()
+		_, err := db.Ingest(ctx, store.IngestBatch{DatabaseID: d.ID, BatchID: uuid.NewString(), Total: len(recs), Records: recs, Now: now})
+		require.NoError(t, err)
+	}
+	lanes := func() store.SyncDatabase {
+		t.Helper()
+		dbs, err := db.SyncDatabases(ctx, acc.ID)
+		require.NoError(t, err)
+		require.Len(t, dbs, 1)
+		return dbs[0]
+	}
+	pending := func() int64 {
+		t.Helper()
+		q, err := db.SyncQueue(ctx, acc.ID)
+		require.NoError(t, err)
+		return q.Pending
+	}
+	ingest(record("patient", "1", 1, "a"), record("patient", "2", 1, "b"), record("patient", "3", 1, "c"))
+	require.NoError(t, db.StartSync(ctx, store.StartSyncInput{AccountID: acc.ID, Now: now,
+		Task:  store.OutboxMessage{TaskID: "sync:account:test:lanes", TaskType: "sync:account", Payload: []byte(`{}`), Queue: "default", TimeoutSeconds: 60},
+		Event: eventlog.Event{AccountID: acc.ID, Type: eventlog.TypeSyncStarted, Message: "started"}}))
+	imported, err := db.PendingChanges(ctx, d.ID, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, imported, 3)
+
+	// While the connector's first load runs, what it delivers is import.
+	ingest(record("patient", "4", 1, "d"))
+	l := lanes()
+	require.True(t, l.Split())
+	require.Equal(t, storedRecord(t, db, d.ID, "patient", "4").ChangeSeq, l.ImportToSeq)
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: imported[0].ChangeSeq, Now: now}))
+	require.NoError(t, db.SQL().QueryRow(`UPDATE clinic_databases SET initial_load_done = true WHERE id = $1 RETURNING id`, d.ID).Scan(new(int64)))
+	importTo := storedRecord(t, db, d.ID, "patient", "4").ChangeSeq
+	require.Equal(t, importTo, lanes().ImportToSeq, "the commit kept the first load's bound")
+
+	// After it, changes are real-time: above the bound, a lane of their own.
+	ingest(record("patient", "5", 1, "e"), record("patient", "6", 1, "f"))
+	l = lanes()
+	require.True(t, l.Split())
+	require.Equal(t, importTo, l.ImportToSeq)
+	require.Equal(t, importTo, l.RealtimeCursor)
+	bounded, err := db.PendingChangesUpTo(ctx, d.ID, l.Cursor, l.ImportToSeq, 10)
+	require.NoError(t, err)
+	require.Len(t, bounded, 3, "the import lane stops at its bound")
+	live, err := db.PendingChangesUpTo(ctx, d.ID, l.RealtimeCursor, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, live, 2)
+	require.Equal(t, int64(5), pending())
+
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: live[1].ChangeSeq,
+		Lane: store.LaneRealtime, ImportToSeq: l.ImportToSeq, Now: now.Add(time.Second)}))
+	// Never back.
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: live[0].ChangeSeq,
+		Lane: store.LaneRealtime, ImportToSeq: l.ImportToSeq, Now: now.Add(time.Second)}))
+	l = lanes()
+	require.True(t, l.Split())
+	require.Equal(t, imported[0].ChangeSeq, l.Cursor, "the import lane did not move")
+	require.Equal(t, live[1].ChangeSeq, l.RealtimeCursor)
+	require.Equal(t, int64(3), pending(), "the real-time changes are written, the import's wait")
+	p, err := db.SyncProgress(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), p.ImportTotal())
+	require.Equal(t, int64(1), p.ImportDone())
+	require.NotNil(t, p.Databases[0].OldestPendingAt, "the lag counts the import's oldest change")
+	require.NotNil(t, p.Databases[0].LastWrittenAt)
+	require.Equal(t, now.Add(time.Second).Truncate(time.Microsecond), p.Databases[0].LastWrittenAt.Truncate(time.Microsecond))
+
+	// The import lane reaches its bound: the lanes merge.
+	require.NoError(t, db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: importTo, Now: now.Add(2 * time.Second)}))
+	l = lanes()
+	require.False(t, l.Split())
+	require.Equal(t, live[1].ChangeSeq, l.Cursor)
+	require.Zero(t, pending())
+	p, err = db.SyncProgress(ctx, acc.ID)
+	require.NoError(t, err)
+	require.Equal(t, p.ImportTotal(), p.ImportDone())
+	require.Nil(t, p.Databases[0].OldestPendingAt)
+	accounts, err := db.PendingSyncAccounts(ctx)
+	require.NoError(t, err)
+	require.Empty(t, accounts)
+}
