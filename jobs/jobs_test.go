@@ -281,3 +281,14 @@ func TestQueueCollector(t *testing.T) {
 	}
 	require.Equal(t, 1.0, lowPending)
 }
+
+func TestBackoffErrorDelay(t *testing.T) {
+	t.Parallel()
+	e := &jobs.BackoffError{Base: time.Second, Max: time.Minute, Err: io.ErrUnexpectedEOF}
+	require.ErrorIs(t, e, io.ErrUnexpectedEOF)
+	for n, want := range map[int]time.Duration{0: time.Second, 1: 2 * time.Second, 3: 8 * time.Second, 10: time.Minute} {
+		got := jobs.BackoffDelay(e, n)
+		require.LessOrEqual(t, got, want, "retry %d", n)
+		require.GreaterOrEqual(t, got, want*3/4, "retry %d: at most 25%% jitter", n)
+	}
+}

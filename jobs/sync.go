@@ -144,7 +144,9 @@ func syncError(accountID int64, err error) error {
 	case errors.Is(err, amocrm.ErrRateLimited):
 		return &RetryAfterError{Delay: 5 * time.Second, Err: err}
 	case amocrm.Retryable(err):
-		return err
+		// amoCRM's 5xx and timeouts are usually short: retry in seconds,
+		// not asynq's default tens of seconds; still counted against MaxRetry.
+		return &BackoffError{Base: time.Second, Max: time.Minute, Err: err}
 	case errors.Is(err, amocrm.ErrRevoked), errors.Is(err, amocrm.ErrUnauthorized), errors.Is(err, amocrm.ErrBlocked), errors.Is(err, amocrm.ErrPaymentRequired),
 		errors.Is(err, mirror.ErrInvalid), errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("jobs: sync of account %d: %w: %w", accountID, err, asynq.SkipRetry)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,6 +37,30 @@ func (e *RetryAfterError) Error() string {
 }
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// BackoffError asks for a retry that counts as a failure, after a delay
+// that starts at Base and doubles with each retry up to Max, with jitter:
+// for transient faults (amoCRM's 5xx and timeouts) where asynq's default
+// backoff (tens of seconds from the first retry) would leave a clinic's
+// change waiting far longer than the fault lasted.
+type BackoffError struct {
+	Base, Max time.Duration
+	Err       error
+}
+
+func (e *BackoffError) Error() string { return e.Err.Error() }
+
+func (e *BackoffError) Unwrap() error { return e.Err }
+
+// delay is the wait before retry n (0-based), with up to 25% jitter.
+func (e *BackoffError) delay(n int) time.Duration {
+	d := e.Base
+	for i := 0; i < n && d < e.Max; i++ {
+		d *= 2
+	}
+	d = min(d, e.Max)
+	return d - time.Duration(rand.Int64N(int64(d/4)+1))
+}
 
 // WorkerOptions configure a Worker.
 type WorkerOptions struct {
@@ -90,6 +115,10 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 			var ra *RetryAfterError
 			if errors.As(err, &ra) && ra.Delay > 0 {
 				return ra.Delay
+			}
+			var be *BackoffError
+			if errors.As(err, &be) && be.Base > 0 && be.Max >= be.Base {
+				return be.delay(n)
 			}
 			return asynq.DefaultRetryDelayFunc(n, err, t)
 		},
