@@ -128,6 +128,10 @@ func (f *faultInjector) roll() (kind faultKind, code int, latency time.Duration)
 
 // applyFaults delays or fails the request as configured; it reports whether
 // the request should go on.
+// gatewayTimeout is how long a timeout fault holds a request at most (a
+// gateway in front of amoCRM answers 504 after a while, too).
+const gatewayTimeout = 30 * time.Second
+
 func (s *Sandbox) applyFaults(w http.ResponseWriter, r *http.Request) bool {
 	kind, code, latency := s.faults.roll()
 	if latency > 0 {
@@ -143,10 +147,15 @@ func (s *Sandbox) applyFaults(w http.ResponseWriter, r *http.Request) bool {
 	}
 	switch kind {
 	case faultTimeout:
-		// Hang until the client gives up, as an overloaded gateway does.
+		// Hang until the client gives up, as an overloaded gateway does —
+		// but, like a gateway, not forever: a client without a deadline
+		// would otherwise hold the request (and the server's Close) open.
+		gateway := time.NewTimer(gatewayTimeout)
+		defer gateway.Stop()
 		select {
 		case <-r.Context().Done():
 		case <-s.closing:
+		case <-gateway.C:
 		}
 		w.WriteHeader(http.StatusGatewayTimeout)
 		return false
