@@ -108,7 +108,8 @@ func (c Control) Start(ctx context.Context, acc store.Account, since string, dat
 }
 
 // Stop stops the account's sync; changes keep queueing and flow on the
-// next start. Conflict when it is stopped already.
+// next start. Stopping a stopped sync is a no-op (nil, no event): the state
+// asked for is the state it is in, so a support script may stop twice.
 func (c Control) Stop(ctx context.Context, acc store.Account, by string) error {
 	if c.Store == nil || c.Now == nil {
 		return errors.New("engine: Control needs Store and Now")
@@ -116,7 +117,7 @@ func (c Control) Stop(ctx context.Context, acc store.Account, by string) error {
 	err := c.Store.StopSync(ctx, acc.ID, eventlog.Event{AccountID: acc.ID, Type: eventlog.TypeSyncStopped, Severity: eventlog.Warning,
 		Message: "Синхронизация остановлена; изменения копятся и будут переданы после запуска.", Details: map[string]any{"by": by}}, c.Now())
 	if errors.Is(err, store.ErrSyncState) {
-		return apperr.New(apperr.Conflict, "Синхронизация уже остановлена.")
+		return nil
 	}
 	return err
 }
