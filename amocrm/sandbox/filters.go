@@ -48,25 +48,29 @@ func onlyDigits(s string) string {
 	return b.String()
 }
 
-// keep applies the list filters contacts and leads share: id, name, users,
-// creation and update time, custom field values.
-func (c *call) keep(r *record) bool {
-	q := c.r.URL.Query()
-	if ids := queryInts(q, "filter[id]"); len(ids) > 0 && !slices.Contains(ids, r.ID) {
-		return false
-	}
-	if names := q["filter[name]"]; len(names) > 0 && !slices.Contains(names, r.Name) {
-		return false
-	}
-	for key, val := range map[string]int64{"filter[responsible_user_id]": r.ResponsibleUserID, "filter[created_by]": r.CreatedBy, "filter[updated_by]": r.UpdatedBy} {
-		if ids := queryInts(q, key); len(ids) > 0 && !slices.Contains(ids, val) {
-			return false
+// listFilter is a list request's filters, parsed once per request: id,
+// name, users, creation and update time, custom field values (contacts and
+// leads share them).
+type listFilter struct {
+	ids    []int64 // nil: any
+	names  []string
+	users  map[string][]int64
+	ranges map[string][2]string
+	// fields: custom field id → the values asked for.
+	fields map[int64][]string
+}
+
+// filter parses the request's list filters.
+func (c *call) filter() listFilter {
+	q := c.query()
+	f := listFilter{ids: queryInts(q, "filter[id]"), names: q["filter[name]"], users: map[string][]int64{}, ranges: map[string][2]string{}, fields: map[int64][]string{}}
+	for _, key := range []string{"filter[responsible_user_id]", "filter[created_by]", "filter[updated_by]"} {
+		if ids := queryInts(q, key); len(ids) > 0 {
+			f.users[key] = ids
 		}
 	}
-	for key, val := range map[string]int64{"filter[created_at]": r.CreatedAt, "filter[updated_at]": r.UpdatedAt} {
-		if !inRange(q.Get(key+"[from]"), q.Get(key+"[to]"), val) {
-			return false
-		}
+	for _, key := range []string{"filter[created_at]", "filter[updated_at]"} {
+		f.ranges[key] = [2]string{q.Get(key + "[from]"), q.Get(key + "[to]")}
 	}
 	for key, vs := range q {
 		rest, ok := strings.CutPrefix(key, "filter[custom_fields_values][")
@@ -74,14 +78,37 @@ func (c *call) keep(r *record) bool {
 			continue
 		}
 		fieldID, _ := strconv.ParseInt(rest[:strings.IndexByte(rest+"]", ']')], 10, 64)
+		f.fields[fieldID] = append(f.fields[fieldID], vs...)
+	}
+	return f
+}
+
+// keep reports whether r passes every filter.
+func (f listFilter) keep(r *record) bool {
+	if len(f.ids) > 0 && !slices.Contains(f.ids, r.ID) {
+		return false
+	}
+	if len(f.names) > 0 && !slices.Contains(f.names, r.Name) {
+		return false
+	}
+	for key, val := range map[string]int64{"filter[responsible_user_id]": r.ResponsibleUserID, "filter[created_by]": r.CreatedBy, "filter[updated_by]": r.UpdatedBy} {
+		if ids := f.users[key]; len(ids) > 0 && !slices.Contains(ids, val) {
+			return false
+		}
+	}
+	for key, val := range map[string]int64{"filter[created_at]": r.CreatedAt, "filter[updated_at]": r.UpdatedAt} {
+		if rg := f.ranges[key]; !inRange(rg[0], rg[1], val) {
+			return false
+		}
+	}
+	for fieldID, vs := range f.fields {
 		found := false
 		for _, fv := range r.Fields {
 			if fv.FieldID != fieldID {
 				continue
 			}
 			for _, v := range fv.Values {
-				text := fieldValueText(v)
-				if slices.Contains(vs, text) || slices.Contains(vs, strconv.FormatInt(v.EnumID, 10)) {
+				if slices.Contains(vs, fieldValueText(v)) || slices.Contains(vs, strconv.FormatInt(v.EnumID, 10)) {
 					found = true
 				}
 			}

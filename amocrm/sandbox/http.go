@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,17 @@ type call struct {
 	acc    *account
 	user   *user
 	events []event
+	// parsed caches the URL's query (query).
+	parsed url.Values
+}
+
+// query is the request's URL query, parsed once per request (lists test
+// every record against it).
+func (c *call) query() url.Values {
+	if c.parsed == nil {
+		c.parsed = c.r.URL.Query()
+	}
+	return c.parsed
 }
 
 func (s *Sandbox) newMux() http.Handler {

@@ -216,7 +216,7 @@ func (c *call) renderLead(l *lead, with map[string]bool) map[string]any {
 // keepLead applies the lead-only filters: pipeline, price, closing time and
 // filter[statuses][i][pipeline_id|status_id] pairs.
 func (c *call) keepLead(l *lead) bool {
-	q := c.r.URL.Query()
+	q := c.query()
 	if ids := queryInts(q, "filter[pipeline_id]"); len(ids) > 0 && !slices.Contains(ids, l.PipelineID) {
 		return false
 	}

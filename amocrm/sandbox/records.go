@@ -230,10 +230,26 @@ func (k *kind[E, P]) list(c *call) {
 		return
 	}
 	query := c.r.URL.Query().Get("query")
+	f := c.filter()
 	var items []*E
-	for _, e := range k.records(c.acc) {
-		if c.keep(k.record(e)) && k.matches(c, e, query) {
+	consider := func(e *E) {
+		if f.keep(k.record(e)) && k.matches(c, e, query) {
 			items = append(items, e)
+		}
+	}
+	if len(f.ids) > 0 {
+		// By id: only the records asked for, not a scan of the account.
+		all := k.records(c.acc)
+		seen := map[int64]bool{}
+		for _, id := range f.ids {
+			if e := all[id]; e != nil && !seen[id] {
+				seen[id] = true
+				consider(e)
+			}
+		}
+	} else {
+		for _, e := range k.records(c.acc) {
+			consider(e)
 		}
 	}
 	orderRecords(c.r.URL.Query(), items, k.record)
