@@ -45,6 +45,11 @@ func (s SetupStore) SaveProgress(ctx context.Context, run setup.Run) error {
 	return s.DB.SaveSetupProgress(ctx, run)
 }
 
+// IdleRuns implements setup.Store.
+func (s SetupStore) IdleRuns(ctx context.Context, before time.Time) ([]setup.Run, error) {
+	return s.DB.IdleSetupRuns(ctx, before)
+}
+
 // Commit implements setup.Store.
 func (s SetupStore) Commit(ctx context.Context, accountID int64, c setup.Commit) (setup.MappingVersion, error) {
 	return s.DB.CommitSetup(ctx, accountID, c)
@@ -63,8 +68,10 @@ func (s SetupStore) State(ctx context.Context, accountID int64) (setup.AccountSt
 // SetupApply handles TypeSetupApply. Run's outcome decides the task's:
 // a finished or unknown run is done; a failed run (already marked, with its
 // event) is not retried; any other error is transient and retried —
-// after RetryAfter's delay when it gives one (amoCRM's 429) — and when the
-// retries run out the run is marked failed, so it never stays running.
+// after RetryAfter's delay when it gives one (amoCRM's 429), else with a
+// doubling backoff — and when the retries run out the run is marked failed,
+// so it never stays running. No delay exceeds SetupRetryMaxDelay: a run
+// waiting for its retry must not look lost (SetupLostAfter).
 type SetupApply struct {
 	Runner *setup.Runner
 	// RetryAfter is the delay an error asks for (0: the usual backoff).
@@ -100,19 +107,26 @@ func (h *SetupApply) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}
 	if d := h.RetryAfter(err); d > 0 {
-		return &RetryAfterError{Delay: d, Err: err}
+		return &RetryAfterError{Delay: min(d, SetupRetryMaxDelay), Err: err}
 	}
-	return err
+	// Not asynq's default backoff: by the sixth retry it waits over ten
+	// minutes, by the last about four hours, and the run would look lost.
+	return &BackoffError{Base: setupRetryBase, Max: SetupRetryMaxDelay, Err: err}
 }
+
+// setupRetryBase is the first retry's delay after a transient failure.
+const setupRetryBase = 15 * time.Second
 
 // DriftAccounts lists the accounts the drift check visits.
 type DriftAccounts interface {
 	DriftCheckAccounts(ctx context.Context) ([]int64, error)
 }
 
-// SetupDrift handles TypeSetupDrift: every configured or drifted account's
-// mapping is checked against amoCRM. One account's failure (amoCRM down for
-// it) is logged and the others are still checked.
+// SetupDrift handles TypeSetupDrift. First the runs whose apply task was
+// lost (no progress for SetupLostAfter) are failed, so their accounts can
+// start autosetup again; then every configured or drifted account's mapping
+// is checked against amoCRM. A failure of the first step, or one account's
+// failure (amoCRM down for it), is logged and the rest still runs.
 type SetupDrift struct {
 	Runner   *setup.Runner
 	Accounts DriftAccounts
@@ -123,6 +137,13 @@ type SetupDrift struct {
 func (h *SetupDrift) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	if h.Runner == nil || h.Accounts == nil || h.Log == nil {
 		return errors.New("jobs: setup drift needs Runner, Accounts and Log")
+	}
+	lost, err := h.Runner.FailIdle(ctx, SetupLostAfter)
+	for _, run := range lost {
+		h.Log.WarnContext(ctx, "setup run lost its task: failed", "run_id", run.ID, "account_id", run.AccountID)
+	}
+	if err != nil {
+		h.Log.ErrorContext(ctx, "fail lost setup runs", "err", err)
 	}
 	ids, err := h.Accounts.DriftCheckAccounts(ctx)
 	if err != nil {

@@ -135,13 +135,29 @@ func NewConnectorCheckTask() *asynq.Task {
 const (
 	// TypeSetupApply applies one autosetup run (setup.Runner.Run).
 	TypeSetupApply = "setup:apply"
-	// TypeSetupDrift checks every configured account's mapping against
-	// amoCRM (setup.Runner.CheckDrift). It is periodic, hourly.
+	// TypeSetupDrift fails the runs whose apply task was lost
+	// (setup.Runner.FailIdle), then checks every configured account's mapping
+	// against amoCRM (setup.Runner.CheckDrift). It is periodic, hourly.
 	TypeSetupDrift = "setup:drift"
 )
 
-// SetupDriftEvery is how often the drift check runs.
+// SetupDriftEvery is how often the drift check runs (and, before it, the
+// check for lost setup runs).
 const SetupDriftEvery = time.Hour
+
+// SetupApplyTimeout is how long one attempt of TypeSetupApply may take.
+const SetupApplyTimeout = 10 * time.Minute
+
+// SetupRetryMaxDelay caps the delay before a TypeSetupApply retry.
+const SetupRetryMaxDelay = 5 * time.Minute
+
+// SetupLostAfter is how long a running run may go without progress before
+// its task counts as lost and the run is failed. A live run is stamped at
+// the start of every attempt and after every item, so it is never quiet for
+// longer than an attempt (SetupApplyTimeout) or a retry's delay
+// (SetupRetryMaxDelay, plus the queue's pickup); five minutes on top of the
+// longer of the two leave room for a busy queue and clock skew.
+const SetupLostAfter = SetupApplyTimeout + 5*time.Minute
 
 // SetupApplyPayload is the payload of TypeSetupApply.
 type SetupApplyPayload struct {
@@ -149,13 +165,14 @@ type SetupApplyPayload struct {
 }
 
 // NewSetupApplyTask builds TypeSetupApply: critical queue (the user waits
-// on the settings page), retried with backoff for amoCRM's 429s and 5xx, ten
-// minutes per attempt. Its id is the run's, so a run is one task forever.
+// on the settings page), retried with backoff for amoCRM's 429s and 5xx,
+// SetupApplyTimeout per attempt. Its id is the run's, so a run is one task
+// forever.
 func NewSetupApplyTask(p SetupApplyPayload) (Task, error) {
 	if p.RunID == "" {
 		return Task{}, fmt.Errorf("%w: %s: run_id is required", ErrBadPayload, TypeSetupApply)
 	}
-	t, err := newTask(TypeSetupApply, p, QueueCritical, 12, 10*time.Minute)
+	t, err := newTask(TypeSetupApply, p, QueueCritical, 12, SetupApplyTimeout)
 	t.ID = "setup:apply:" + p.RunID
 	return t, err
 }
@@ -173,7 +190,8 @@ func ParseSetupApply(t *asynq.Task) (SetupApplyPayload, error) {
 }
 
 // NewSetupDriftTask builds TypeSetupDrift (low queue, no retry: the next
-// hour runs it again; half an hour for every account).
+// hour runs it again; half an hour for every account). It first fails the
+// runs whose apply task was lost (SetupLostAfter).
 func NewSetupDriftTask() *asynq.Task {
 	return asynq.NewTask(TypeSetupDrift, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute))
 }

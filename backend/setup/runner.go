@@ -108,10 +108,14 @@ type AccountState struct {
 // row lock and returns the event to record (nil: none); nil fields are not
 // written.
 type Commit struct {
-	Run     *Run
-	Mapping *Mapping
-	By      string
-	Update  func(*AccountState) *eventlog.Event
+	Run *Run
+	// IdleBefore, when set, writes Run only if its last progress (UpdatedAt
+	// as stored) is before it: a run that moved on since is not written and
+	// the commit fails with ErrRunFinished, as for a finished run.
+	IdleBefore time.Time
+	Mapping    *Mapping
+	By         string
+	Update     func(*AccountState) *eventlog.Event
 }
 
 // Store is the storage the Runner needs; backend/store (with the task
@@ -125,8 +129,11 @@ type Store interface {
 	Run(ctx context.Context, id string) (Run, error)
 	// LatestRun returns the account's newest run (false: none yet).
 	LatestRun(ctx context.Context, accountID int64) (Run, bool, error)
-	// SaveProgress writes a running run's progress and created ids.
+	// SaveProgress writes a running run's progress and created ids and
+	// stamps its last progress now (the heartbeat FailIdle looks at).
 	SaveProgress(ctx context.Context, run Run) error
+	// IdleRuns lists the running runs whose last progress is before before.
+	IdleRuns(ctx context.Context, before time.Time) ([]Run, error)
 	// Commit writes c in one transaction and returns the new mapping version
 	// when c.Mapping is set.
 	Commit(ctx context.Context, accountID int64, c Commit) (MappingVersion, error)
@@ -259,6 +266,13 @@ func (r *Runner) Run(ctx context.Context, runID string) error {
 	}
 	if run.Created == nil {
 		run.Created = map[ItemKey]int64{}
+	}
+	// The heartbeat: a retry may start long after the run last moved (the
+	// retry delay); without this touch FailIdle could take a live attempt
+	// for a lost one before its first item is created.
+	run.UpdatedAt = r.now()
+	if err := r.Store.SaveProgress(ctx, run); err != nil {
+		return err
 	}
 	crm, err := r.CRM(ctx, run.AccountID)
 	if err != nil {
@@ -463,6 +477,56 @@ func (r *Runner) Fail(ctx context.Context, runID string, cause error) error {
 		return nil
 	}
 	return err
+}
+
+// MessageRunLost is the error of a run FailIdle gave up on.
+const MessageRunLost = "Автонастройка прервана: задача потеряна; запустите её снова"
+
+// FailIdle fails the runs whose task was lost (Redis flushed, a worker
+// killed beyond its retries): every running run with no progress for
+// idleFor, which must exceed the longest quiet spell of a live run (an
+// attempt's timeout, a retry's delay). Each such run is marked failed with
+// MessageRunLost, a running account goes back to failed with that detail,
+// and an error event is recorded, in one transaction. A run that moved in
+// the meantime is left alone, and a run is failed once however many
+// callers race. It returns the runs it failed; a failure to fail one run
+// does not stop the others (the errors are joined).
+func (r *Runner) FailIdle(ctx context.Context, idleFor time.Duration) ([]Run, error) {
+	if r.Store == nil || idleFor <= 0 {
+		return nil, errors.New("setup: FailIdle needs Store and idleFor > 0")
+	}
+	before := r.now().Add(-idleFor)
+	idle, err := r.Store.IdleRuns(ctx, before)
+	if err != nil {
+		return nil, err
+	}
+	var failed []Run
+	var errs []error
+	for _, run := range idle {
+		lastProgress, item := run.UpdatedAt, run.Progress.Item
+		now := r.now()
+		run.State, run.UpdatedAt, run.FinishedAt = RunFailed, now, &now
+		run.Error, run.ErrorItem = MessageRunLost, ""
+		_, err := r.Store.Commit(ctx, run.AccountID, Commit{Run: &run, IdleBefore: before,
+			Update: func(st *AccountState) *eventlog.Event {
+				if st.Status == StatusRunning {
+					st.Status, st.Detail = StatusFailed, MessageRunLost
+				}
+				return &eventlog.Event{AccountID: run.AccountID, Type: eventlog.TypeSetup, Severity: eventlog.Error,
+					Message: MessageRunLost,
+					Details: map[string]any{"run_id": run.ID, "item": string(item), "done": run.Progress.Done,
+						"total": run.Progress.Total, "last_progress_at": lastProgress.Format(time.RFC3339)}}
+			}})
+		switch {
+		case err == nil:
+			failed = append(failed, run)
+		case errors.Is(err, ErrRunFinished):
+			// Another caller failed it, or its task woke up and moved on.
+		default:
+			errs = append(errs, fmt.Errorf("setup: fail idle run %s: %w", run.ID, err))
+		}
+	}
+	return failed, errors.Join(errs...)
 }
 
 // fail marks the run and the account failed, records the event and returns

@@ -168,8 +168,9 @@ func (db *DB) LatestSetupRun(ctx context.Context, accountID int64) (setup.Run, b
 	return r, err == nil, err
 }
 
-// SaveSetupProgress writes a running run's progress and created ids; a run
-// that is no longer running is left as it is.
+// SaveSetupProgress writes a running run's progress and created ids and
+// stamps updated_at now (the run's heartbeat); a run that is no longer
+// running is left as it is.
 func (db *DB) SaveSetupProgress(ctx context.Context, run setup.Run) error {
 	row, err := runRow(run)
 	if err != nil {
@@ -183,10 +184,30 @@ func (db *DB) SaveSetupProgress(ctx context.Context, run setup.Run) error {
 	return nil
 }
 
+// IdleSetupRuns lists the running runs whose last progress (updated_at,
+// stamped by every SaveSetupProgress and CommitSetup) is before before,
+// oldest first.
+func (db *DB) IdleSetupRuns(ctx context.Context, before time.Time) ([]setup.Run, error) {
+	var rows []setupRunRow
+	if err := db.Gorm(ctx).Where("state = 'running' AND updated_at < ?", before.UTC()).Order("updated_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("store: idle setup runs: %w", err)
+	}
+	out := make([]setup.Run, 0, len(rows))
+	for _, row := range rows {
+		r, err := row.domain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // CommitSetup writes one step of setup in one transaction under the
 // account's settings row lock: the run's final state (only if it is still
-// running: else setup.ErrRunFinished), a new mapping version made current,
-// and the state change c.Update decides with its event. It returns the new
+// running and, with c.IdleBefore, has made no progress since: else
+// setup.ErrRunFinished), a new mapping version made current, and the state
+// change c.Update decides with its event. It returns the new
 // mapping version when c.Mapping is set. ErrNotFound for an unknown account.
 func (db *DB) CommitSetup(ctx context.Context, accountID int64, c setup.Commit) (setup.MappingVersion, error) {
 	var mv setup.MappingVersion
@@ -209,9 +230,17 @@ func (db *DB) CommitSetup(ctx context.Context, accountID int64, c setup.Commit) 
 			if err != nil {
 				return err
 			}
-			res := tx.Exec(`UPDATE setup_runs SET state = ?, progress = ?, created_ids = ?, error = ?, error_item = ?, updated_at = ?, finished_at = ?
-				WHERE id = ? AND account_id = ? AND state = 'running'`,
-				row.State, row.Progress, row.CreatedIDs, row.Error, row.ErrorItem, now, row.FinishedAt, row.ID, accountID)
+			// One conditional UPDATE: of racing commits (the task and FailIdle,
+			// two FailIdle callers) only the first finds the run running (and,
+			// with IdleBefore, idle); the others roll back with their event.
+			query := `UPDATE setup_runs SET state = ?, progress = ?, created_ids = ?, error = ?, error_item = ?, updated_at = ?, finished_at = ?
+				WHERE id = ? AND account_id = ? AND state = 'running'`
+			args := []any{row.State, row.Progress, row.CreatedIDs, row.Error, row.ErrorItem, now, row.FinishedAt, row.ID, accountID}
+			if !c.IdleBefore.IsZero() {
+				query += " AND updated_at < ?"
+				args = append(args, c.IdleBefore.UTC())
+			}
+			res := tx.Exec(query, args...)
 			if res.Error != nil {
 				return res.Error
 			}
