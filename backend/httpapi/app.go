@@ -35,6 +35,7 @@ type AppStore interface {
 	ExportEvents(ctx context.Context, f eventlog.Filter, limit int, fn func([]eventlog.Event) error) (more bool, err error)
 	SettingsState(ctx context.Context, accountID int64) (store.SettingsState, error)
 	SyncProgress(ctx context.Context, accountID int64) (store.SyncProgress, error)
+	SyncSettingsStore
 }
 
 type appRoutes struct {
@@ -158,6 +159,8 @@ type syncJSON struct {
 	LagSeconds int64              `json:"lag_seconds"`
 	Queue      store.SyncQueue    `json:"queue"`
 	Databases  []syncDatabaseJSON `json:"databases"`
+	// ContinueInboundLeads is the account's rule 6 setting (PUT /sync/settings).
+	ContinueInboundLeads bool `json:"continue_inbound_leads"`
 }
 
 type importJSON struct {
@@ -237,6 +240,10 @@ func (a *appRoutes) state(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	syncSettings, err := a.cfg.App.SyncSettings(ctx, acc.ID)
+	if err != nil {
+		return err
+	}
 	now := a.cfg.Now()
 	since := now.Add(-24 * time.Hour)
 	_, recentErrors, err := a.cfg.App.ListEvents(ctx, eventlog.Filter{AccountID: acc.ID, Severities: []eventlog.Severity{eventlog.Error}, From: &since, PerPage: 1})
@@ -263,6 +270,7 @@ func (a *appRoutes) state(c echo.Context) error {
 		User:      userJSON{ID: sessionOf(c).UserID, IsAdmin: sessionOf(c).IsAdmin},
 		Limits:    limitsJSON{MaxDatabases: a.cfg.MaxDatabases},
 	}
+	out.Sync.ContinueInboundLeads = syncSettings.ContinueInboundLeads
 	for i, d := range dbs {
 		out.Databases = append(out.Databases, databaseOf(d, ov.Databases[i]))
 	}

@@ -37,6 +37,7 @@ func registerSync(g *echo.Group, a *appRoutes) {
 	g.POST("/sync/start", a.syncStart)
 	g.POST("/sync/stop", a.syncStop)
 	registerSyncParked(g, a)
+	registerSyncSettings(g, a)
 }
 
 func syncBy(c echo.Context) string { return "amo_user:" + strconv.FormatInt(sessionOf(c).UserID, 10) }

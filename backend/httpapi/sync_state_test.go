@@ -50,7 +50,7 @@ func TestStateSync(t *testing.T) {
 	}
 
 	env.now.Store(t0.Add(time.Minute).UnixNano())
-	require.JSONEq(t, fmt.Sprintf(`{"state": "stopped", "started_at": null, "since": "",
+	require.JSONEq(t, fmt.Sprintf(`{"state": "stopped", "started_at": null, "since": "", "continue_inbound_leads": true,
 		"import": {"total": 0, "done": 0, "rate_per_minute": 0, "eta_seconds": 0},
 		"lag_seconds": 60, "queue": {"pending": 4, "parked": 0},
 		"databases": [{"id": %d, "enabled": true, "last_received_at": "2026-03-02T09:00:00Z", "last_written_at": null}]}`, d.ID), syncKey())
@@ -65,7 +65,7 @@ func TestStateSync(t *testing.T) {
 	require.NoError(t, env.db.CommitSync(ctx, store.SyncCommit{AccountID: acc.ID, DatabaseID: d.ID, Cursor: changes[0].ChangeSeq, Now: written}))
 
 	env.now.Store(start.Add(30 * time.Second).UnixNano())
-	require.JSONEq(t, fmt.Sprintf(`{"state": "running", "started_at": "2026-03-02T09:02:00Z", "since": "2025-03-02",
+	require.JSONEq(t, fmt.Sprintf(`{"state": "running", "started_at": "2026-03-02T09:02:00Z", "since": "2025-03-02", "continue_inbound_leads": true,
 		"import": {"total": 4, "done": 1, "rate_per_minute": 2, "eta_seconds": 90},
 		"lag_seconds": 150, "queue": {"pending": 3, "parked": 0},
 		"databases": [{"id": %d, "enabled": true, "last_received_at": "2026-03-02T09:00:00Z", "last_written_at": "2026-03-02T09:02:20Z"}]}`, d.ID), syncKey())

@@ -230,6 +230,7 @@
     $('sub-hint').textContent = sub.hint;
 
     setSetupStatus(state.setup.state, state.setup.detail);
+    renderInbound();
 
     fillSelect($('flt-type'), state.event_types);
     fillSelect($('flt-severity'), state.severities);
@@ -1173,6 +1174,70 @@
     var resp = $('map-responsible');
     resp.textContent = '';
     resp.appendChild(responsibleBlock(d.mapping));
+  }
+
+  // Sync rules: «Продолжать входящие заявки» (rule 6, PUT /sync/settings).
+  // The card is built here and appended to «Настройки»; the state poll sets
+  // the checkbox from state.sync, except while a save is under way.
+  var inboundUI = { saving: false, saved: null };
+
+  (function buildInboundCard() {
+    var card = el('div', 'card');
+    card.id = 'sync-rules';
+    card.appendChild(el('h2', '', 'Правила передачи данных'));
+    var label = el('label', 'check');
+    var box = el('input');
+    box.type = 'checkbox';
+    box.id = 'continue-inbound';
+    box.disabled = true;
+    var text = el('span');
+    text.appendChild(el('span', 'check-title', 'Продолжать входящие заявки'));
+    text.appendChild(el('span', 'save-status'));
+    text.lastChild.id = 'continue-inbound-status';
+    text.appendChild(el('span', 'hint', 'Если у контакта пациента есть открытая сделка из звонка или заявки с сайта, созданная за последние 30 дней ' +
+      'вне воронок приёмов, следующая запись пациента на приём продолжит эту сделку, сохранив её источник и UTM-метки; ' +
+      'если настройка выключена, для записи создаётся новая сделка.'));
+    label.appendChild(box);
+    label.appendChild(text);
+    card.appendChild(label);
+    var reason = el('p', 'muted small', ADMIN_ONLY);
+    reason.id = 'continue-inbound-reason';
+    reason.hidden = true;
+    card.appendChild(reason);
+    $('panel-settings').appendChild(card);
+    box.addEventListener('change', function () { saveInbound(box.checked); });
+  })();
+
+  function renderInbound() {
+    var box = $('continue-inbound');
+    var known = !!(state && state.sync && typeof state.sync.continue_inbound_leads === 'boolean');
+    $('sync-rules').hidden = !known;
+    if (!known) { return; }
+    if (!inboundUI.saving) { box.checked = state.sync.continue_inbound_leads; }
+    var admin = isAdminUser();
+    box.disabled = !admin || inboundUI.saving;
+    box.title = admin ? '' : ADMIN_ONLY;
+    $('continue-inbound-reason').hidden = admin;
+    var st = $('continue-inbound-status');
+    var s = inboundUI.saved;
+    st.textContent = s ? s.text : '';
+    st.className = 'save-status' + (s ? ' ' + (s.ok ? 'ok' : (s.wait ? 'wait' : 'error')) : '');
+  }
+
+  function saveInbound(on) {
+    inboundUI.saving = true;
+    inboundUI.saved = { wait: true, text: 'Сохраняется…' };
+    renderInbound();
+    api('PUT', '/sync/settings', { continue_inbound_leads: on }).then(json).then(function (r) {
+      state.sync.continue_inbound_leads = r.continue_inbound_leads;
+      inboundUI.saved = { ok: true, text: 'Сохранено' };
+    }).catch(function (e) {
+      inboundUI.saved = { ok: false, text: e.message }; // the box goes back to the saved value
+    }).then(function () {
+      inboundUI.saving = false;
+      renderInbound();
+      loadState(); // a poll started before the save must not show the old value
+    });
   }
 
   refreshNow();
