@@ -79,7 +79,7 @@ func (r *dbRun) adopt(ctx context.Context, chunk []*desiredContact, mini *store.
 			}
 		}
 	} else {
-		if err := r.scanContacts(ctx); err != nil {
+		if err := r.scanAccount(ctx); err != nil {
 			return err
 		}
 		rows, err := st.ScannedContactsByPhone(ctx, r.acc.ID, phones)
@@ -163,17 +163,7 @@ func (r *dbRun) adopt(ctx context.Context, chunk []*desiredContact, mini *store.
 // hasPatientKey reports whether the contact carries «ID пациента IDENT»: it
 // is some patient's already (maybe of another database).
 func (r *dbRun) hasPatientKey(ct amocrm.Contact) bool {
-	key := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
-	for _, fv := range ct.CustomFieldsValues {
-		if fv.FieldID == key {
-			for _, v := range fv.Values {
-				if strings.TrimSpace(fmt.Sprint(v.Value)) != "" {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return len(keysIn(ct.CustomFieldsValues, r.mv.Mapping.Contact[setup.DatumPatientID].FieldID)) > 0
 }
 
 // contactPhones are the contact's phones in E.164.
@@ -195,25 +185,53 @@ func (r *dbRun) contactPhones(ct amocrm.Contact) []string {
 	return out
 }
 
-// scanContacts reads every contact of the account once per start and keeps
-// the phones of those that carry no patient id.
-func (r *dbRun) scanContacts(ctx context.Context) error {
+// scanAccount reads the account once per start, before the start's first
+// create: every contact (the phones of those without a patient id, for
+// adoption; the patient ids of those with one) and every lead of our
+// pipelines (their reception ids). A create whose key the scan found links
+// that entity instead: a database added again or restored from a backup
+// never doubles what amoCRM has (amoCRM restricts integrations that iterate
+// through all data repeatedly, hence once per start).
+func (r *dbRun) scanAccount(ctx context.Context) error {
 	s := r.acct.settings
 	if s.ContactsScannedAt != nil && (s.SyncStartedAt == nil || !s.ContactsScannedAt.Before(*s.SyncStartedAt)) {
 		return nil
 	}
-	var rows []store.ContactPhone
+	var scan store.AccountScan
+	contactKey := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
 	for pageNo := 1; ; pageNo++ {
 		page, err := r.crm.Contacts(ctx, amocrm.ListParams{Page: pageNo, Limit: amocrm.DefaultPageLimit})
 		if err != nil {
 			return err
 		}
 		for _, ct := range page.Items {
-			if r.hasPatientKey(ct) {
+			if keys := keysIn(ct.CustomFieldsValues, contactKey); len(keys) > 0 {
+				for _, k := range keys {
+					scan.Keys = append(scan.Keys, store.ScannedKey{CRMEntityType: store.CRMContact, Key: k, CRMID: ct.ID})
+				}
 				continue
 			}
 			for _, n := range r.contactPhones(ct) {
-				rows = append(rows, store.ContactPhone{ContactID: ct.ID, Phone: n})
+				scan.Phones = append(scan.Phones, store.ContactPhone{ContactID: ct.ID, Phone: n})
+			}
+		}
+		if !page.HasNext {
+			break
+		}
+	}
+	leadKey := r.mv.Mapping.Lead[setup.DatumReceptionID].FieldID
+	var pipelines []string
+	for _, k := range []setup.PipelineKey{setup.PipelinePrimary, setup.PipelineRepeat} {
+		pipelines = append(pipelines, itoa(r.mv.Mapping.Pipelines[k].PipelineID))
+	}
+	for pageNo := 1; ; pageNo++ {
+		page, err := r.crm.Leads(ctx, amocrm.ListParams{Page: pageNo, Limit: amocrm.DefaultPageLimit, Extra: map[string][]string{"filter[pipeline_id][]": pipelines}})
+		if err != nil {
+			return err
+		}
+		for _, l := range page.Items {
+			for _, k := range keysIn(l.CustomFieldsValues, leadKey) {
+				scan.Keys = append(scan.Keys, store.ScannedKey{CRMEntityType: store.CRMLead, Key: k, CRMID: l.ID})
 			}
 		}
 		if !page.HasNext {
@@ -221,12 +239,28 @@ func (r *dbRun) scanContacts(ctx context.Context) error {
 		}
 	}
 	now := r.e.cfg.Now().UTC()
-	if err := r.e.cfg.Store.SaveContactScan(ctx, r.acc.ID, rows, now); err != nil {
+	if err := r.e.cfg.Store.SaveAccountScan(ctx, r.acc.ID, scan, now); err != nil {
 		return err
 	}
 	s.ContactsScannedAt = &now
 	r.acct.scans++
 	return nil
+}
+
+// keysIn returns the values of field fieldID (our key field) in fvs.
+func keysIn(fvs []amocrm.FieldValues, fieldID int64) []string {
+	var out []string
+	for _, fv := range fvs {
+		if fv.FieldID != fieldID {
+			continue
+		}
+		for _, v := range fv.Values {
+			if k := strings.TrimSpace(fmt.Sprint(v.Value)); k != "" {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }
 
 // phoneIndex is the database's patients by phone, read once per Process.

@@ -36,10 +36,14 @@
 //     contact) is compared with the link's.
 //   - Contacts are written first, in batches of at most BatchSize, and their
 //     links committed; then leads, linked to their contact on creation.
-//     Before creating an entity that has no link, amoCRM is searched by our
-//     key field («ID пациента IDENT», «ID записи IDENT» with every reception
-//     id of the chain), so a crash between amoCRM's answer and our commit
-//     never creates a duplicate: the retry finds and updates it.
+//     Creates are journaled before they are sent (journal.go), so a crash
+//     between amoCRM's answer and our commit never creates a duplicate: the
+//     retry searches amoCRM by our key field («ID пациента IDENT», «ID
+//     записи IDENT» with every reception id of the chain) for the journaled
+//     ones only, and updates what it finds. What amoCRM held under our keys
+//     before the start (a database added again) is found by the start's
+//     account scan; a database restored from a backup is noticed through
+//     Config.WriteMarks and scanned again.
 //   - Exception stages: before updating linked leads their current stage is
 //     read from amoCRM (one request per batch); a lead in an exception stage
 //     of its pipeline gets its fields updated but keeps its stage and
@@ -58,8 +62,8 @@
 //     the contact carries no patient id and is linked to nobody, nobody else
 //     claims the patient); nothing is merged otherwise. A batch with at most
 //     RealtimeLookupMax such patients searches amoCRM by each phone; a
-//     bigger one (an import) matches against the account's contacts read in
-//     full once per start (account_settings.contacts_scanned_at). Event
+//     bigger one (an import) matches against the account's contacts as the
+//     start's scan read them (account_settings.contacts_scanned_at). Event
 //     «Контакт … связан с пациентом …».
 //   - Inbound leads (rule 6, account setting continue_inbound_leads, on by
 //     default): a new chain in the planned state whose patient's contact
@@ -142,7 +146,11 @@ type Store interface {
 	AppointmentLinksOf(ctx context.Context, databaseID int64, receptionIDs []string) ([]store.EntityLink, error)
 	DueReevaluations(ctx context.Context, databaseID int64, now time.Time, limit int) ([]store.EntityLink, error)
 	LinkedCRMIDs(ctx context.Context, accountID int64, crmEntityType string, ids []int64) (map[int64]bool, error)
-	SaveContactScan(ctx context.Context, accountID int64, phones []store.ContactPhone, at time.Time) error
+	SaveAccountScan(ctx context.Context, accountID int64, s store.AccountScan, at time.Time) error
+	ForgetScan(ctx context.Context, accountID int64, ev eventlog.Event) error
+	RecordCreateIntents(ctx context.Context, databaseID int64, entityType string, sourceIDs []string, now time.Time) error
+	CreateIntents(ctx context.Context, databaseID int64, entityType string, sourceIDs []string) (map[string]bool, error)
+	ScannedKeys(ctx context.Context, accountID int64, crmEntityType string, keys []string) ([]store.ScannedKey, error)
 	ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]store.ContactPhone, error)
 	PauseSync(ctx context.Context, accountID int64, ev eventlog.Event, now time.Time) error
 }
@@ -177,6 +185,9 @@ type Config struct {
 	// (setup.Runner.CheckDrift). The engine calls it before the first write
 	// after each start and when amoCRM refuses a field, pipeline or stage.
 	CheckDrift func(ctx context.Context, accountID int64) ([]setup.Problem, error)
+	// WriteMarks, when set, notices a database restored from a backup
+	// (journal.go); nil: not noticed.
+	WriteMarks WriteMarks
 }
 
 // Engine runs the sync of accounts.
@@ -353,6 +364,9 @@ func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 		} else {
 			run.live = &lane{after: d.Cursor}
 		}
+		if err := run.checkRestored(ctx); err != nil {
+			return res, err
+		}
 		runs = append(runs, run)
 	}
 	// Rounds over the databases, one page per step: first every database's
@@ -437,6 +451,8 @@ type accountRun struct {
 	usersRead bool
 	userList  []setup.User
 	scans     int
+	// rescanned: a restore was noticed in this call (one event per call).
+	rescanned bool
 }
 
 // beforeWrite runs CheckDrift once per sync start, before its first write.
@@ -635,7 +651,7 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 		}
 	}
 	commit.Now = r.e.cfg.Now()
-	if err := st.CommitSync(ctx, commit); err != nil {
+	if err := r.commit(ctx, commit); err != nil {
 		return res, false, err
 	}
 	l.after = newCursor
@@ -846,25 +862,32 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 			}
 		}
 		if len(unlinked) > 0 {
-			found, err := findByKey(ctx, unlinked, keyField, func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
-				page, err := r.crm.Contacts(ctx, p)
-				var fvs []amocrm.FieldValues
-				var ids []int64
-				for _, c := range page.Items {
-					for _, fv := range c.CustomFieldsValues {
-						fvs = append(fvs, fv)
-						ids = append(ids, c.ID)
-					}
+			var keys [][]string
+			var which []*desiredContact
+			for _, c := range chunk {
+				if c.link.CRMID == 0 {
+					keys = append(keys, []string{c.facts.PatientID})
+					which = append(which, c)
 				}
-				return fvs, ids, page.HasNext, err
-			})
+			}
+			found, err := r.existing(ctx, keyLookup{crmType: store.CRMContact, linkType: store.LinkPatient, fieldID: keyField,
+				list: func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+					page, err := r.crm.Contacts(ctx, p)
+					var fvs []amocrm.FieldValues
+					var ids []int64
+					for _, c := range page.Items {
+						for _, fv := range c.CustomFieldsValues {
+							fvs = append(fvs, fv)
+							ids = append(ids, c.ID)
+						}
+					}
+					return fvs, ids, page.HasNext, err
+				}}, keys)
 			if err != nil {
 				return res, err
 			}
-			for _, c := range chunk {
-				if id := found[c.facts.PatientID]; c.link.CRMID == 0 && id != 0 {
-					c.link.CRMID = id
-				}
+			for i, c := range which {
+				c.link.CRMID = found[i]
 			}
 			if err := r.adopt(ctx, chunk, &mini); err != nil {
 				return res, err
@@ -885,6 +908,9 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 		}
 		toContact := func(c *desiredContact) amocrm.Contact {
 			return amocrm.Contact{ID: c.link.CRMID, Name: c.facts.Name, CustomFieldsValues: contactFields(r.mv.Mapping, c.facts)}
+		}
+		if err := r.journal(ctx, store.LinkPatient, journalIDs(creates, func(c *desiredContact) string { return c.facts.PatientID })); err != nil {
+			return res, err
 		}
 		written, parked, err := writeBatch(ctx, creates, toContact, r.crm.CreateContacts)
 		if err != nil {
@@ -940,7 +966,7 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 			}
 		}
 		if len(links) > 0 {
-			if err := r.e.cfg.Store.CommitSync(ctx, store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Links: links,
+			if err := r.commit(ctx, store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Links: links,
 				Unparked: unparked, Events: events, AdoptedContacts: adopted, Now: r.e.cfg.Now()}); err != nil {
 				return res, err
 			}
@@ -1000,35 +1026,34 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				}
 			}
 		}
-		var keys []string
+		var keys [][]string
+		var which []*desiredLead
 		for _, l := range chunk {
 			if l.link.CRMID == 0 {
-				keys = append(keys, l.chain.Members...)
+				keys = append(keys, l.chain.Members)
+				which = append(which, l)
 			}
 		}
 		if len(keys) > 0 {
-			found, err := findByKey(ctx, keys, keyField, func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
-				page, err := r.crm.Leads(ctx, p)
-				var fvs []amocrm.FieldValues
-				var ids []int64
-				for _, l := range page.Items {
-					for _, fv := range l.CustomFieldsValues {
-						fvs = append(fvs, fv)
-						ids = append(ids, l.ID)
+			found, err := r.existing(ctx, keyLookup{crmType: store.CRMLead, linkType: store.LinkAppointment, fieldID: keyField,
+				list: func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+					page, err := r.crm.Leads(ctx, p)
+					var fvs []amocrm.FieldValues
+					var ids []int64
+					for _, l := range page.Items {
+						for _, fv := range l.CustomFieldsValues {
+							fvs = append(fvs, fv)
+							ids = append(ids, l.ID)
+						}
+						current[l.ID] = l
 					}
-					current[l.ID] = l
-				}
-				return fvs, ids, page.HasNext, err
-			})
+					return fvs, ids, page.HasNext, err
+				}}, keys)
 			if err != nil {
 				return res, err
 			}
-			for _, l := range chunk {
-				for _, id := range l.chain.Members {
-					if l.link.CRMID == 0 && found[id] != 0 {
-						l.link.CRMID = found[id]
-					}
-				}
+			for i, l := range which {
+				l.link.CRMID = found[i]
 			}
 		}
 		var creates, updates []*desiredLead
@@ -1082,6 +1107,9 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 			}
 			return lead
 		}
+		if err := r.journal(ctx, store.LinkAppointment, journalIDs(creates, func(l *desiredLead) string { return l.chain.Root })); err != nil {
+			return res, err
+		}
 		written, parked, err := writeBatch(ctx, creates, toLead, r.crm.CreateLeads)
 		if err != nil {
 			return res, err
@@ -1123,6 +1151,7 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				if l.continued != nil {
 					res.Continued++
 				}
+				commit.ClearIntents = append(commit.ClearIntents, l.chain.Members...)
 				if l.linkKey != l.chain.Root {
 					commit.Rekeys = append(commit.Rekeys, store.Rekey{EntityType: store.LinkAppointment, From: l.linkKey, To: l.chain.Root})
 				}
@@ -1346,11 +1375,12 @@ func firstNonEmpty(ss ...string) string {
 }
 
 // findByKey searches amoCRM for entities whose key field holds one of keys
-// (pages of the filter are followed) and returns the lowest entity id per
-// key. list returns the field values of a page with the entity id of each.
+// (pages of the filter are followed) and returns the entity ids per key,
+// ascending. list returns the field values of a page with the entity id of
+// each.
 func findByKey(ctx context.Context, keys []string, fieldID int64,
-	list func(amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error)) (map[string]int64, error) {
-	found := map[string]int64{}
+	list func(amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error)) (map[string][]int64, error) {
+	found := map[string][]int64{}
 	filter := fmt.Sprintf("filter[custom_fields_values][%d][]", fieldID)
 	for chunk := range slices.Chunk(keys, BatchSize) {
 		want := map[string]bool{}
@@ -1368,8 +1398,8 @@ func findByKey(ctx context.Context, keys []string, fieldID int64,
 				}
 				for _, v := range fv.Values {
 					k := strings.TrimSpace(fmt.Sprint(v.Value))
-					if want[k] && (found[k] == 0 || ids[i] < found[k]) {
-						found[k] = ids[i]
+					if want[k] && !slices.Contains(found[k], ids[i]) {
+						found[k] = append(found[k], ids[i])
 					}
 				}
 			}
@@ -1377,6 +1407,9 @@ func findByKey(ctx context.Context, keys []string, fieldID int64,
 				break
 			}
 		}
+	}
+	for _, ids := range found {
+		slices.Sort(ids)
 	}
 	return found, ctx.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,7 +49,11 @@ type env struct {
 	failAt atomic.Int64 // >0: the next commit fails (a crash after amoCRM answered)
 	// fail500 makes the next POST to the API answer 500 after it was applied.
 	fail500 atomic.Bool
-	version int64
+	// keySearches counts list requests filtered by a custom field (the
+	// search by our key field before a create).
+	keySearches atomic.Int64
+	marks       jobs.RedisWriteMarks
+	version     int64
 	// offset moves the engine's clock (the grace timer).
 	offset atomic.Int64
 	amoID  int64
@@ -69,6 +74,10 @@ func newEnv(t *testing.T) *env {
 	e := &env{sb: sb, db: storetest.New(t), version: 1}
 	h := sb.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.RawQuery, url.QueryEscape("filter[custom_fields_values]")) ||
+			strings.Contains(r.URL.RawQuery, "filter[custom_fields_values]") {
+			e.keySearches.Add(1)
+		}
 		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v4/") && e.fail500.CompareAndSwap(true, false) {
 			h.ServeHTTP(httptest.NewRecorder(), r) // applied, then the answer is lost
 			http.Error(w, "upstream failed", http.StatusInternalServerError)
@@ -129,7 +138,8 @@ func newEnv(t *testing.T) *env {
 	require.NoError(t, err)
 	e.dbID = d.ID
 
-	e.eng, err = engine.New(engine.Config{Store: e.db, Rules: mirror.DefaultRules(), Now: e.now, Log: log,
+	e.marks = jobs.RedisWriteMarks{Client: redistest.Client(t), Prefix: "test:wrote:" + uuid.NewString() + ":"}
+	e.eng, err = engine.New(engine.Config{Store: e.db, Rules: mirror.DefaultRules(), Now: e.now, Log: log, WriteMarks: e.marks,
 		CRM: func(context.Context, int64) (engine.CRM, error) { return e.api, nil },
 		BeforeCommit: func(context.Context) error {
 			if e.failAt.CompareAndSwap(1, 0) {

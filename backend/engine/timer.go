@@ -69,7 +69,7 @@ func (r *dbRun) reevaluate(ctx context.Context) (Result, bool, error) {
 		}
 	}
 	commit.Now = r.e.cfg.Now()
-	if err := st.CommitSync(ctx, commit); err != nil {
+	if err := r.commit(ctx, commit); err != nil {
 		return res, false, err
 	}
 	return res, len(due) == r.e.cfg.PageSize, nil

@@ -38,6 +38,10 @@ type ClinicDatabase struct {
 	OutboxPending     int64
 	InitialLoadDone   bool
 	DBStatusChangedAt *time.Time `gorm:"column:db_status_changed_at"`
+	// SyncWroteAt is when the sync last stored links of the database (a
+	// restore from a backup is noticed by comparing it with the worker's
+	// copy in Redis).
+	SyncWroteAt *time.Time
 }
 
 // TableName implements gorm's Tabler.

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -353,37 +351,6 @@ type ContactPhone struct {
 	Phone     string
 }
 
-// SaveContactScan replaces the account's scanned contact phones with phones
-// and records at as the time of the full read, in one transaction.
-func (db *DB) SaveContactScan(ctx context.Context, accountID int64, phones []ContactPhone, at time.Time) error {
-	err := db.transact(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(`DELETE FROM sync_contact_phones WHERE account_id = ?`, accountID).Error; err != nil {
-			return err
-		}
-		for chunk := range slices.Chunk(phones, 1000) {
-			var sb strings.Builder
-			args := make([]any, 0, 3*len(chunk))
-			sb.WriteString(`INSERT INTO sync_contact_phones (account_id, phone, contact_id) VALUES `)
-			for i, p := range chunk {
-				if i > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString("(?, ?, ?)")
-				args = append(args, accountID, p.Phone, p.ContactID)
-			}
-			sb.WriteString(" ON CONFLICT DO NOTHING")
-			if err := tx.Exec(sb.String(), args...).Error; err != nil {
-				return err
-			}
-		}
-		return tx.Exec(`UPDATE account_settings SET contacts_scanned_at = ? WHERE account_id = ?`, at.UTC(), accountID).Error
-	})
-	if err != nil {
-		return fmt.Errorf("store: save contact scan of account %d (%d phones): %w", accountID, len(phones), err)
-	}
-	return nil
-}
-
 // ScannedContactsByPhone returns the scanned contacts having any of phones
 // (E.164).
 func (db *DB) ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]ContactPhone, error) {
@@ -425,6 +392,10 @@ type SyncCommit struct {
 	ClearReevaluation []string
 	// AdoptedContacts leave the scanned candidates: they are linked now.
 	AdoptedContacts []int64
+	// ClearIntents are appointment source ids whose journaled creates are
+	// settled without a link under that id (the chain's lead is linked
+	// under its root). Links and Parked clear their own.
+	ClearIntents []string
 	// Cursor, when above the stored one, becomes the cursor of Lane.
 	Cursor int64
 	// Lane is the cursor Cursor moves: the import lane's (the only one once
@@ -499,6 +470,16 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 					reevaluate_at = EXCLUDED.reevaluate_at, updated_at = EXCLUDED.updated_at`,
 				c.AccountID, c.DatabaseID, l.EntityType, l.SourceID, l.CRMEntityType, l.CRMID, l.ContentHash, l.SourceVersion,
 				l.PatientID, l.CurrentID, l.PipelineID, l.StatusID, reevaluate, now).Error; err != nil {
+				return err
+			}
+		}
+		if err := clearIntentsTx(tx, c); err != nil {
+			return err
+		}
+		if len(c.Links) > 0 {
+			// Kept in Redis too, so a restored database is noticed.
+			if err := tx.Exec(`UPDATE clinic_databases SET sync_wrote_at = GREATEST(coalesce(sync_wrote_at, '-infinity'), ?) WHERE id = ?`,
+				now, c.DatabaseID).Error; err != nil {
 				return err
 			}
 		}

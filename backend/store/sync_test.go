@@ -151,7 +151,7 @@ func TestSyncSecondSliceStorage(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 
 	t.Run("ContactScan", func(t *testing.T) {
-		require.NoError(t, db.SaveContactScan(ctx, acc.ID, []store.ContactPhone{{ContactID: 1, Phone: "+79001112233"}, {ContactID: 2, Phone: "+79002223344"}}, now))
+		require.NoError(t, db.SaveAccountScan(ctx, acc.ID, store.AccountScan{Phones: []store.ContactPhone{{ContactID: 1, Phone: "+79001112233"}, {ContactID: 2, Phone: "+79002223344"}}}, now))
 		got, err := db.ScannedContactsByPhone(ctx, acc.ID, []string{"+79001112233"})
 		require.NoError(t, err)
 		require.Equal(t, []store.ContactPhone{{ContactID: 1, Phone: "+79001112233"}}, got)

@@ -16,6 +16,7 @@ import (
 func (m *Main) syncEngine() (*engine.Engine, error) {
 	return engine.New(engine.Config{Store: m.DB, Rules: mirror.DefaultRules(), Now: time.Now, Log: m.Log.With("component", "sync"),
 		CheckDrift: m.setupRunner().CheckDrift,
+		WriteMarks: jobs.RedisWriteMarks{Client: m.Redis},
 		CRM: func(ctx context.Context, accountID int64) (engine.CRM, error) {
 			client, _, err := m.amo()
 			if err != nil {
