@@ -86,6 +86,9 @@
 //     IDENT goes to the cancelled stage (left alone in an exception stage)
 //     and keeps its link, so amoCRM keeps the visit's history and a
 //     reception IDENT restores continues the same lead.
+//   - Dictionaries: a changed doctor or branch syncs again the patients of
+//     the leads whose current reception is with it (store.PatientsWithLeadsOf),
+//     so a renamed doctor shows on its leads and the responsible user follows.
 //   - Failures: amoCRM's block (amocrm.ErrBlocked) pauses the account
 //     (sync_state paused, an error event) and returns the error; a start
 //     resumes. A revoked token uninstalls the account in the client's token
@@ -94,8 +97,6 @@
 //     amoCRM refuses a field, pipeline or stage; a mapping that no longer
 //     fits marks setup drift and Process holds (HoldDrift) with the page
 //     uncommitted: nothing is parked for a settings problem.
-//
-// Not yet: dictionary changes refreshing existing leads.
 package engine
 
 import (
@@ -153,6 +154,7 @@ type Store interface {
 	ScannedKeys(ctx context.Context, accountID int64, crmEntityType string, keys []string) ([]store.ScannedKey, error)
 	ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]store.ContactPhone, error)
 	PauseSync(ctx context.Context, accountID int64, ev eventlog.Event, now time.Time) error
+	PatientsWithLeadsOf(ctx context.Context, databaseID int64, staffIDs, branchIDs []string) ([]string, error)
 }
 
 // Defaults of Config.
@@ -198,6 +200,8 @@ type Engine struct {
 	// driftChecked is the sync start each account's mapping was last
 	// checked for (CheckDrift before the first write of a start).
 	driftChecked map[int64]time.Time
+	// users are the accounts' users last read (UsersTTL).
+	users map[int64]cachedUsers
 }
 
 // EventSync is the event type of what the sync did that a manager should
@@ -219,7 +223,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = DefaultMaxPages
 	}
-	return &Engine{cfg: cfg, driftChecked: map[int64]time.Time{}}, nil
+	return &Engine{cfg: cfg, driftChecked: map[int64]time.Time{}, users: map[int64]cachedUsers{}}, nil
 }
 
 // HoldReason says why Process wrote nothing.
@@ -347,7 +351,7 @@ func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	acct := &accountRun{settings: &settings, crm: crm}
+	acct := &accountRun{e: e, accountID: accountID, settings: &settings, crm: crm}
 	var runs []*dbRun
 	for _, d := range dbs {
 		if !d.Enabled {
@@ -446,6 +450,8 @@ type lane struct {
 // databases: its settings (the contact scan updates them) and the users,
 // read once.
 type accountRun struct {
+	e         *Engine
+	accountID int64
 	settings  *store.SyncSettings
 	crm       CRM
 	usersRead bool
@@ -600,14 +606,20 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 	}
 
 	var patientIDs []string
+	seen := map[string]bool{}
 	addPatient := func(id string) {
-		if id != "" && !slices.Contains(patientIDs, id) {
+		if id != "" && !seen[id] {
+			seen[id] = true
 			patientIDs = append(patientIDs, id)
 		}
 	}
-	var deleted []string
+	var deleted, doctors, branches []string
 	for _, c := range changes {
 		switch {
+		case c.Kind == string(protocol.KindDoctor) && !c.Deleted:
+			doctors = append(doctors, c.SourceID)
+		case c.Kind == string(protocol.KindBranch) && !c.Deleted:
+			branches = append(branches, c.SourceID)
 		case c.Deleted && c.Kind == string(protocol.KindReception):
 			// A deleted reception has lost its patient id with its data;
 			// its lead is found by the link (see deleteReceptions).
@@ -635,6 +647,17 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 			return res, false, err
 		}
 		for _, id := range more {
+			addPatient(id)
+		}
+	}
+	if len(doctors) > 0 || len(branches) > 0 {
+		// A renamed doctor or branch changes what its leads show: their
+		// patients are synced again (the leads' hashes include the names).
+		ids, err := st.PatientsWithLeadsOf(ctx, r.db.ID, doctors, branches)
+		if err != nil {
+			return res, false, err
+		}
+		for _, id := range ids {
 			addPatient(id)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/setup"
@@ -16,9 +17,29 @@ type UserLister interface {
 	AllUsers(ctx context.Context) ([]amocrm.User, error)
 }
 
-// users reads the account's users once per Process call.
+// UsersTTL is how long the engine reuses an account's users it read: a
+// user added in amoCRM is matched to doctors within it, and an import made
+// of many Process calls reads them a few times, not once per call.
+const UsersTTL = 10 * time.Minute
+
+type cachedUsers struct {
+	at   time.Time
+	list []setup.User
+}
+
+// users reads the account's users at most once per Process call and
+// UsersTTL.
 func (a *accountRun) users(ctx context.Context) ([]setup.User, error) {
 	if a.usersRead {
+		return a.userList, nil
+	}
+	e := a.e
+	now := e.cfg.Now()
+	e.mu.Lock()
+	c, ok := e.users[a.accountID]
+	e.mu.Unlock()
+	if ok && now.Sub(c.at) < UsersTTL && !now.Before(c.at) {
+		a.userList, a.usersRead = c.list, true
 		return a.userList, nil
 	}
 	ul, ok := a.crm.(UserLister)
@@ -37,6 +58,9 @@ func (a *accountRun) users(ctx context.Context) ([]setup.User, error) {
 		}
 	}
 	a.usersRead = true
+	e.mu.Lock()
+	e.users[a.accountID] = cachedUsers{at: now, list: a.userList}
+	e.mu.Unlock()
 	return a.userList, nil
 }
 
