@@ -822,6 +822,27 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 	if err != nil {
 		return res, err
 	}
+	// A chain whose root is not linked may still have a lead: one linked
+	// under an earlier root whose current reception is in this chain (a
+	// reception deleted in IDENT in the middle of a chain split it).
+	var orphanMembers []string
+	for _, l := range leads {
+		if !slices.ContainsFunc(l.chain.Members, func(id string) bool { _, ok := leadLinks[id]; return ok }) {
+			orphanMembers = append(orphanMembers, l.chain.Members...)
+		}
+	}
+	byCurrent := map[string]store.EntityLink{}
+	if len(orphanMembers) > 0 {
+		more, err := st.AppointmentLinksOf(ctx, r.db.ID, orphanMembers)
+		if err != nil {
+			return res, err
+		}
+		for _, link := range more {
+			if link.CurrentID != "" {
+				byCurrent[link.CurrentID] = link
+			}
+		}
+	}
 	var ready []*desiredLead
 	for _, l := range leads {
 		l.linkKey = l.chain.Root
@@ -832,6 +853,11 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 				if link, ok := leadLinks[id]; ok {
 					l.link, l.linkKey = link, id
 					break
+				}
+			}
+			for _, id := range l.chain.Members {
+				if link, ok := byCurrent[id]; ok && l.link.CRMID == 0 {
+					l.link, l.linkKey = link, link.SourceID
 				}
 			}
 		}
