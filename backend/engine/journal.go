@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -72,8 +73,14 @@ func (r *dbRun) checkRestored(ctx context.Context) error {
 	return marks.Reset(ctx, r.db.ID, wrote)
 }
 
-// commit stores c and, when it stored links, raises the kept instant.
+// commit stores c and, when it stored links, raises the kept instant. The
+// first links written with a mapping version say so in the event log.
 func (r *dbRun) commit(ctx context.Context, c store.SyncCommit) error {
+	c.MappingVersion = r.mv.Version
+	c.MappingEvent = &eventlog.Event{AccountID: r.acc.ID, Type: eventlog.TypeSync,
+		Message: fmt.Sprintf("Данные передаются в amoCRM по настройкам версии %d (сохранены %s)", r.mv.Version,
+			r.mv.CreatedAt.In(r.acc.Location()).Format("02.01.2006 15:04")),
+		Details: map[string]any{"mapping_version": r.mv.Version, "mapping_version_id": r.mv.ID, "created_by": r.mv.CreatedBy}}
 	if err := r.e.cfg.Store.CommitSync(ctx, c); err != nil {
 		return err
 	}

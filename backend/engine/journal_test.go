@@ -66,6 +66,11 @@ func TestImportSearchesNothing(t *testing.T) {
 	require.Equal(t, 6+2+1, e.requests()-before)
 	require.Zero(t, e.intents(t), "committed creates leave no journal")
 	e.requireOneEach(t, 120)
+	// The event log says once which settings version the data follows.
+	require.Len(t, e.events(t, fmt.Sprintf("по настройкам версии %d", e.mv.Version)), 1)
+	e.patients(t, 120, 3)
+	e.process(t)
+	require.Len(t, e.events(t, "по настройкам версии"), 1)
 }
 
 func TestCrashAfterAnswerSearchesOnlyTheJournaled(t *testing.T) {

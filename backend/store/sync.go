@@ -392,6 +392,11 @@ type SyncCommit struct {
 	ClearReevaluation []string
 	// AdoptedContacts leave the scanned candidates: they are linked now.
 	AdoptedContacts []int64
+	// MappingVersion is the mapping version the commit's links were written
+	// with; the first commit with links of a new version records
+	// MappingEvent (once per version, whatever the number of workers).
+	MappingVersion int
+	MappingEvent   *eventlog.Event
 	// ClearIntents are appointment source ids whose journaled creates are
 	// settled without a link under that id (the chain's lead is linked
 	// under its root). Links and Parked clear their own.
@@ -475,6 +480,18 @@ func (db *DB) CommitSync(ctx context.Context, c SyncCommit) error {
 		}
 		if err := clearIntentsTx(tx, c); err != nil {
 			return err
+		}
+		if len(c.Links) > 0 && c.MappingVersion > 0 {
+			res := tx.Exec(`UPDATE account_settings SET sync_mapping_version = ? WHERE account_id = ? AND sync_mapping_version IS DISTINCT FROM ?`,
+				c.MappingVersion, c.AccountID, c.MappingVersion)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected > 0 && c.MappingEvent != nil {
+				if err := RecordTx(tx, *c.MappingEvent); err != nil {
+					return err
+				}
+			}
 		}
 		if len(c.Links) > 0 {
 			// Kept in Redis too, so a restored database is noticed.
