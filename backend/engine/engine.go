@@ -920,18 +920,7 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 				}
 			}
 			found, err := r.existing(ctx, keyLookup{crmType: store.CRMContact, linkType: store.LinkPatient, fieldID: keyField,
-				list: func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
-					page, err := r.crm.Contacts(ctx, p)
-					var fvs []amocrm.FieldValues
-					var ids []int64
-					for _, c := range page.Items {
-						for _, fv := range c.CustomFieldsValues {
-							fvs = append(fvs, fv)
-							ids = append(ids, c.ID)
-						}
-					}
-					return fvs, ids, page.HasNext, err
-				}}, keys)
+				list: fieldsOf(ctx, r.crm.Contacts, func(c amocrm.Contact) (int64, []amocrm.FieldValues) { return c.ID, c.CustomFieldsValues }, nil)}, keys)
 			if err != nil {
 				return res, err
 			}
@@ -1085,19 +1074,8 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		}
 		if len(keys) > 0 {
 			found, err := r.existing(ctx, keyLookup{crmType: store.CRMLead, linkType: store.LinkAppointment, fieldID: keyField,
-				list: func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
-					page, err := r.crm.Leads(ctx, p)
-					var fvs []amocrm.FieldValues
-					var ids []int64
-					for _, l := range page.Items {
-						for _, fv := range l.CustomFieldsValues {
-							fvs = append(fvs, fv)
-							ids = append(ids, l.ID)
-						}
-						current[l.ID] = l
-					}
-					return fvs, ids, page.HasNext, err
-				}}, keys)
+				list: fieldsOf(ctx, r.crm.Leads, func(l amocrm.Lead) (int64, []amocrm.FieldValues) { return l.ID, l.CustomFieldsValues },
+					func(l amocrm.Lead) { current[l.ID] = l })}, keys)
 			if err != nil {
 				return res, err
 			}
@@ -1421,6 +1399,29 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// fieldsOf adapts an entity list to findByKey: each page's field values
+// with the id of the entity each belongs to; seen, when set, gets every
+// entity listed.
+func fieldsOf[E any](ctx context.Context, list func(context.Context, amocrm.ListParams) (amocrm.Page[E], error),
+	fields func(E) (int64, []amocrm.FieldValues), seen func(E)) func(amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+	return func(p amocrm.ListParams) ([]amocrm.FieldValues, []int64, bool, error) {
+		page, err := list(ctx, p)
+		var fvs []amocrm.FieldValues
+		var ids []int64
+		for _, e := range page.Items {
+			id, values := fields(e)
+			for _, fv := range values {
+				fvs = append(fvs, fv)
+				ids = append(ids, id)
+			}
+			if seen != nil {
+				seen(e)
+			}
+		}
+		return fvs, ids, page.HasNext, err
+	}
 }
 
 // findByKey searches amoCRM for entities whose key field holds one of keys

@@ -2,10 +2,7 @@ package httpapi_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -13,15 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/svyazka/svyazka/backend/httpapi"
-	"github.com/svyazka/svyazka/backend/install"
-	"github.com/svyazka/svyazka/backend/metrics"
-	"github.com/svyazka/svyazka/backend/redistest"
-	"github.com/svyazka/svyazka/backend/sealer"
 	"github.com/svyazka/svyazka/backend/setup"
-	"github.com/svyazka/svyazka/backend/store/storetest"
-	"github.com/svyazka/svyazka/backend/widgetauth"
 	"github.com/svyazka/svyazka/jobs"
-	"github.com/svyazka/svyazka/widget"
 )
 
 // memCRM is an amoCRM account in memory: the default pipeline and the
@@ -95,28 +85,11 @@ func (m *memCRM) CreateField(_ context.Context, e setup.Entity, name string, t s
 
 func newSetupEnv(t *testing.T) (*widgetEnv, *setup.Runner) {
 	t.Helper()
-	env := &widgetEnv{t: t, db: storetest.New(t)}
-	env.now.Store(time.Now().UnixNano())
-	redis := redistest.Client(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	auth, err := widgetauth.New(widgetauth.Config{ClientID: testClientID, ClientSecret: testSecret,
-		RedirectURI: "https://api.svyazka.test/oauth/amocrm/callback", SessionKey: []byte("0123456789abcdef0123456789abcdef"),
-		Replay: widgetauth.RedisReplayGuard{Client: redis, Now: env.clock}, Now: env.clock})
-	require.NoError(t, err)
-	seal, err := sealer.New(make([]byte, 32))
-	require.NoError(t, err)
-	srv, err := httpapi.New(httpapi.Deps{Logger: log, Metrics: metrics.New(), Checks: map[string]httpapi.Pinger{}}, httpapi.Options{})
-	require.NoError(t, err)
-	env.ts = httptest.NewServer(srv)
-	t.Cleanup(env.ts.Close)
 	crm := newMemCRM()
-	runner := &setup.Runner{Store: jobs.SetupStore{DB: env.db}, Transient: func(error) bool { return false },
+	runner := &setup.Runner{Transient: func(error) bool { return false },
 		CRM: func(context.Context, int64) (setup.CRM, error) { return crm, nil }}
-	installer := &install.Service{Store: env.db, Sealer: seal, TrialDays: 14, Now: env.clock, Log: log,
-		Relay: &jobs.OutboxRelay{Store: env.db, Client: newQueueClient(t)}}
-	require.NoError(t, srv.RegisterWidget(httpapi.WidgetConfig{PublicURL: env.ts.URL, ClientID: testClientID, ClientSecret: testSecret,
-		Auth: auth, Installer: installer, App: env.db, Setup: runner, Now: env.clock, Page: widget.Pages{}, Assets: widget.Assets(),
-		Limiter: allowAll{}, MaxDatabases: 2}))
+	env := newAppEnv(t, time.Now(), func(cfg *httpapi.WidgetConfig) { cfg.Setup = runner })
+	runner.Store = jobs.SetupStore{DB: env.db}
 	return env, runner
 }
 

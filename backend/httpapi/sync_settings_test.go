@@ -3,10 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,43 +13,21 @@ import (
 	"github.com/svyazka/svyazka/backend/engine"
 	"github.com/svyazka/svyazka/backend/eventlog"
 	"github.com/svyazka/svyazka/backend/httpapi"
-	"github.com/svyazka/svyazka/backend/install"
-	"github.com/svyazka/svyazka/backend/metrics"
-	"github.com/svyazka/svyazka/backend/redistest"
-	"github.com/svyazka/svyazka/backend/sealer"
 	"github.com/svyazka/svyazka/backend/store"
-	"github.com/svyazka/svyazka/backend/store/storetest"
-	"github.com/svyazka/svyazka/backend/widgetauth"
 	"github.com/svyazka/svyazka/jobs"
-	"github.com/svyazka/svyazka/widget"
 )
 
 // newSyncSettingsEnv is newWidgetEnv with the sync's routes registered.
 func newSyncSettingsEnv(t *testing.T) *widgetEnv {
 	t.Helper()
-	env := &widgetEnv{t: t, db: storetest.New(t)}
-	env.now.Store(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).UnixNano())
-	redis := redistest.Client(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	auth, err := widgetauth.New(widgetauth.Config{ClientID: testClientID, ClientSecret: testSecret,
-		RedirectURI: "https://api.svyazka.test/oauth/amocrm/callback", SessionKey: []byte("0123456789abcdef0123456789abcdef"),
-		Replay: widgetauth.RedisReplayGuard{Client: redis, Now: env.clock}, Now: env.clock})
-	require.NoError(t, err)
-	seal, err := sealer.New(make([]byte, 32))
-	require.NoError(t, err)
-	srv, err := httpapi.New(httpapi.Deps{Logger: log, Metrics: metrics.New(), Checks: map[string]httpapi.Pinger{}}, httpapi.Options{})
-	require.NoError(t, err)
-	env.ts = httptest.NewServer(srv)
-	t.Cleanup(env.ts.Close)
-	installer := &install.Service{Store: env.db, Sealer: seal, TrialDays: 14, Now: env.clock, Log: log,
-		Relay: &jobs.OutboxRelay{Store: env.db, Client: newQueueClient(t)}}
-	control := &engine.Control{Store: env.db, Now: env.clock, Wake: func(accountID int64, key string) (store.OutboxMessage, error) {
-		task, err := jobs.NewSyncAccountTask(jobs.SyncAccountPayload{AccountID: accountID}, key)
-		return task.Outbox(), err
-	}}
-	require.NoError(t, srv.RegisterWidget(httpapi.WidgetConfig{PublicURL: env.ts.URL, ClientID: testClientID, ClientSecret: testSecret,
-		Auth: auth, Installer: installer, App: env.db, Sync: control, Now: env.clock, Page: widget.Pages{}, Assets: widget.Assets(),
-		Limiter: allowAll{}, MaxDatabases: 2}))
+	var env *widgetEnv
+	clock := func() time.Time { return env.clock() }
+	env = newAppEnv(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), func(cfg *httpapi.WidgetConfig) {
+		cfg.Sync = &engine.Control{Store: cfg.App.(*store.DB), Now: clock, Wake: func(accountID int64, key string) (store.OutboxMessage, error) {
+			task, err := jobs.NewSyncAccountTask(jobs.SyncAccountPayload{AccountID: accountID}, key)
+			return task.Outbox(), err
+		}}
+	})
 	return env
 }
 

@@ -87,6 +87,35 @@ func newWidgetEnv(t *testing.T) *widgetEnv {
 	return env
 }
 
+// newAppEnv is a widget env at now whose widget routes take the
+// configuration the test completes in with (PublicURL, Auth, Installer, App,
+// Now, pages and an open limiter are filled in before).
+func newAppEnv(t *testing.T, now time.Time, with func(cfg *httpapi.WidgetConfig)) *widgetEnv {
+	t.Helper()
+	env := &widgetEnv{t: t, db: storetest.New(t)}
+	env.now.Store(now.UnixNano())
+	redis := redistest.Client(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	auth, err := widgetauth.New(widgetauth.Config{ClientID: testClientID, ClientSecret: testSecret,
+		RedirectURI: "https://api.svyazka.test/oauth/amocrm/callback", SessionKey: []byte("0123456789abcdef0123456789abcdef"),
+		Replay: widgetauth.RedisReplayGuard{Client: redis, Now: env.clock}, Now: env.clock})
+	require.NoError(t, err)
+	seal, err := sealer.New(make([]byte, 32))
+	require.NoError(t, err)
+	srv, err := httpapi.New(httpapi.Deps{Logger: log, Metrics: metrics.New(), Checks: map[string]httpapi.Pinger{}}, httpapi.Options{})
+	require.NoError(t, err)
+	env.ts = httptest.NewServer(srv)
+	t.Cleanup(env.ts.Close)
+	installer := &install.Service{Store: env.db, Sealer: seal, TrialDays: 14, Now: env.clock, Log: log,
+		Relay: &jobs.OutboxRelay{Store: env.db, Client: newQueueClient(t)}}
+	cfg := httpapi.WidgetConfig{PublicURL: env.ts.URL, ClientID: testClientID, ClientSecret: testSecret,
+		Auth: auth, Installer: installer, App: env.db, Now: env.clock, Page: widget.Pages{}, Assets: widget.Assets(),
+		Limiter: allowAll{}, MaxDatabases: 2}
+	with(&cfg)
+	require.NoError(t, srv.RegisterWidget(cfg))
+	return env
+}
+
 func (e *widgetEnv) install(amoID int64, sub string) store.Account {
 	acc, _, err := e.db.InstallAccount(context.Background(), store.InstallInput{
 		AmoAccountID: amoID, Subdomain: sub, BaseDomain: "amocrm.ru", TrialDays: 14, Now: e.clock().UTC()})
