@@ -122,11 +122,9 @@ type DriftAccounts interface {
 	DriftCheckAccounts(ctx context.Context) ([]int64, error)
 }
 
-// SetupDrift handles TypeSetupDrift. First the runs whose apply task was
-// lost (no progress for SetupLostAfter) are failed, so their accounts can
-// start autosetup again; then every configured or drifted account's mapping
-// is checked against amoCRM. A failure of the first step, or one account's
-// failure (amoCRM down for it), is logged and the rest still runs.
+// SetupDrift handles TypeSetupDrift: every configured or drifted account's
+// mapping is checked against amoCRM. One account's failure (amoCRM down for
+// it) is logged and the others are still checked.
 type SetupDrift struct {
 	Runner   *setup.Runner
 	Accounts DriftAccounts
@@ -137,13 +135,6 @@ type SetupDrift struct {
 func (h *SetupDrift) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	if h.Runner == nil || h.Accounts == nil || h.Log == nil {
 		return errors.New("jobs: setup drift needs Runner, Accounts and Log")
-	}
-	lost, err := h.Runner.FailIdle(ctx, SetupLostAfter)
-	for _, run := range lost {
-		h.Log.WarnContext(ctx, "setup run lost its task: failed", "run_id", run.ID, "account_id", run.AccountID)
-	}
-	if err != nil {
-		h.Log.ErrorContext(ctx, "fail lost setup runs", "err", err)
 	}
 	ids, err := h.Accounts.DriftCheckAccounts(ctx)
 	if err != nil {
@@ -166,4 +157,24 @@ func (h *SetupDrift) ProcessTask(ctx context.Context, _ *asynq.Task) error {
 	}
 	h.Log.InfoContext(ctx, "drift check done", "accounts", len(ids), "failed", failed)
 	return nil
+}
+
+// SetupReap handles TypeSetupReap: the runs whose apply task was lost (no
+// progress for SetupLostAfter) are failed, so their accounts can run
+// autosetup again. Safe with several workers: a run is failed once.
+type SetupReap struct {
+	Runner *setup.Runner
+	Log    *slog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *SetupReap) ProcessTask(ctx context.Context, _ *asynq.Task) error {
+	if h.Runner == nil || h.Log == nil {
+		return errors.New("jobs: setup reap needs Runner and Log")
+	}
+	lost, err := h.Runner.FailIdle(ctx, SetupLostAfter)
+	for _, run := range lost {
+		h.Log.WarnContext(ctx, "setup run lost its task: failed", "run_id", run.ID, "account_id", run.AccountID)
+	}
+	return err
 }

@@ -135,14 +135,25 @@ func NewConnectorCheckTask() *asynq.Task {
 const (
 	// TypeSetupApply applies one autosetup run (setup.Runner.Run).
 	TypeSetupApply = "setup:apply"
-	// TypeSetupDrift fails the runs whose apply task was lost
-	// (setup.Runner.FailIdle), then checks every configured account's mapping
-	// against amoCRM (setup.Runner.CheckDrift). It is periodic, hourly.
+	// TypeSetupDrift checks every configured account's mapping against
+	// amoCRM (setup.Runner.CheckDrift). It is periodic, hourly.
 	TypeSetupDrift = "setup:drift"
+	// TypeSetupReap fails the runs whose apply task was lost
+	// (setup.Runner.FailIdle). It is periodic, every SetupReapEvery.
+	TypeSetupReap = "setup:reap"
 )
 
-// SetupDriftEvery is how often the drift check runs (and, before it, the
-// check for lost setup runs).
+// SetupReapEvery is how often lost setup runs are looked for: an admin
+// waits at most SetupLostAfter plus this before running autosetup again.
+const SetupReapEvery = 5 * time.Minute
+
+// NewSetupReapTask builds TypeSetupReap (low queue, no retry: the next slot
+// runs it again).
+func NewSetupReapTask() *asynq.Task {
+	return asynq.NewTask(TypeSetupReap, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(time.Minute))
+}
+
+// SetupDriftEvery is how often the drift check runs.
 const SetupDriftEvery = time.Hour
 
 // SetupApplyTimeout is how long one attempt of TypeSetupApply may take.
@@ -190,8 +201,7 @@ func ParseSetupApply(t *asynq.Task) (SetupApplyPayload, error) {
 }
 
 // NewSetupDriftTask builds TypeSetupDrift (low queue, no retry: the next
-// hour runs it again; half an hour for every account). It first fails the
-// runs whose apply task was lost (SetupLostAfter).
+// hour runs it again; half an hour for every account).
 func NewSetupDriftTask() *asynq.Task {
 	return asynq.NewTask(TypeSetupDrift, nil, asynq.Queue(QueueLow), asynq.MaxRetry(0), asynq.Timeout(30*time.Minute))
 }

@@ -161,16 +161,16 @@ func TestSetupRunHeartbeat(t *testing.T) {
 	require.WithinDuration(t, time.Now(), got.UpdatedAt, time.Minute)
 }
 
-// The hourly drift task fails lost runs before it checks mappings.
-func TestSetupDriftFailsLostRuns(t *testing.T) {
+// The periodic reap task fails lost runs.
+func TestSetupReapFailsLostRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := storetest.New(t)
 	acc := reapAccount(t, db, 40000105)
 	lost := startRun(t, db, acc, 2*jobs.SetupLostAfter)
 
-	h := &jobs.SetupDrift{Runner: &setup.Runner{Store: jobs.SetupStore{DB: db}}, Accounts: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	require.NoError(t, h.ProcessTask(ctx, jobs.NewSetupDriftTask()))
+	h := &jobs.SetupReap{Runner: &setup.Runner{Store: jobs.SetupStore{DB: db}}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	require.NoError(t, h.ProcessTask(ctx, jobs.NewSetupReapTask()))
 	got, err := db.SetupRun(ctx, lost.ID)
 	require.NoError(t, err)
 	require.Equal(t, setup.RunFailed, got.State)

@@ -264,6 +264,7 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	w.Handle(jobs.TypeConnectorCheck, &jobs.ConnectorCheck{Store: m.DB, StaleAfter: accountstate.ConnectorStaleAfter, Now: time.Now, Log: m.Log})
 	w.Handle(jobs.TypeSetupApply, &jobs.SetupApply{Runner: m.setupRunner(), RetryAfter: amosetup.RetryAfter, Log: m.Log})
 	w.Handle(jobs.TypeSetupDrift, &jobs.SetupDrift{Runner: m.setupRunner(), Accounts: m.DB, Log: m.Log})
+	w.Handle(jobs.TypeSetupReap, &jobs.SetupReap{Runner: m.setupRunner(), Log: m.Log})
 	syncEngine, err := m.syncEngine()
 	if err != nil {
 		return err
@@ -273,6 +274,7 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
 		jobs.Periodic{Every: accountstate.ConnectorCheckEvery, Task: func(time.Time) *asynq.Task { return jobs.NewConnectorCheckTask() }},
 		jobs.Periodic{Every: jobs.SetupDriftEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSetupDriftTask() }},
+		jobs.Periodic{Every: jobs.SetupReapEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSetupReapTask() }},
 		jobs.Periodic{Every: jobs.SyncSweepEvery, Task: func(time.Time) *asynq.Task { return jobs.NewSyncSweepTask() }},
 	)
 	if err != nil {
