@@ -8,7 +8,8 @@
 //     sync is running, its setup is configured and its subscription allows
 //     work. Held work stays queued: the cursors do not move.
 //   - Changes are read per enabled database in change_seq order, in pages
-//     of Config.PageSize, at most Config.MaxPages per call (Result.More
+//     of Config.PageSize changes naming at most Config.PagePatients
+//     patients, at most Config.MaxPages per call (Result.More
 //     says more is pending). While an import runs a database has two lanes
 //     (store.SyncDatabase): the import (change_seq up to the start's bound)
 //     and the real-time changes above it, each with its own cursor. Each
@@ -160,6 +161,11 @@ type Store interface {
 // Defaults of Config.
 const (
 	DefaultPageSize = 500
+	// DefaultPagePatients bounds the patients of one page: a page of
+	// patient records writes each patient's contact and every lead, so a
+	// bound on changes alone lets one import page take seconds (500
+	// patients: ~40 requests) while real-time changes wait for it.
+	DefaultPagePatients = 100
 	// BatchSize is amoCRM's limit of entities per write request.
 	BatchSize = 50
 	// DefaultMaxPages bounds one Process call, so one account's import
@@ -177,6 +183,10 @@ type Config struct {
 	Log   *slog.Logger
 	// PageSize is how many changes are read at once (DefaultPageSize).
 	PageSize int
+	// PagePatients bounds the distinct patients a page syncs
+	// (DefaultPagePatients); the page ends before the change that would
+	// add one more.
+	PagePatients int
 	// MaxPages bounds the pages of one Process call (DefaultMaxPages).
 	MaxPages int
 	// BeforeCommit, when set, runs before each final commit of a page; an
@@ -219,6 +229,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.PagePatients <= 0 {
+		cfg.PagePatients = DefaultPagePatients
 	}
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = DefaultMaxPages
@@ -595,6 +608,12 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 	if err != nil || len(changes) == 0 {
 		return res, false, err
 	}
+	full := len(changes) == r.e.cfg.PageSize
+	if n, err := r.patientPrefix(changes); err != nil {
+		return res, false, err
+	} else if n < len(changes) {
+		changes, full = changes[:n], true
+	}
 	res.Records = len(changes)
 	newCursor := changes[len(changes)-1].ChangeSeq
 	if r.dict == nil || slices.ContainsFunc(changes, func(c store.SourceRecord) bool {
@@ -678,7 +697,35 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 		return res, false, err
 	}
 	l.after = newCursor
-	return res, len(changes) == r.e.cfg.PageSize && (l.upTo == 0 || newCursor < l.upTo), nil
+	return res, full && (l.upTo == 0 || newCursor < l.upTo), nil
+}
+
+// patientPrefix is how many of changes (at least one) name at most
+// Config.PagePatients distinct patients.
+func (r *dbRun) patientPrefix(changes []store.SourceRecord) (int, error) {
+	seen := map[string]bool{}
+	for i, c := range changes {
+		id := ""
+		switch {
+		case c.Deleted:
+		case c.Kind == string(protocol.KindPatient):
+			id = c.SourceID
+		case c.Kind == string(protocol.KindReception):
+			var rec protocol.IdentReception
+			if err := json.Unmarshal(c.Data, &rec); err != nil {
+				return 0, fmt.Errorf("engine: reception %s: %w", c.SourceID, err)
+			}
+			id = rec.PatientID
+		}
+		if id == "" || seen[id] {
+			continue
+		}
+		if len(seen) == r.e.cfg.PagePatients {
+			return max(i, 1), nil
+		}
+		seen[id] = true
+	}
+	return len(changes), nil
 }
 
 func (r *dbRun) loadDictionaries(ctx context.Context) error {
