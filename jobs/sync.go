@@ -57,7 +57,11 @@ const (
 // a slot for long, and each call writes the account's real-time changes
 // before its import (engine.Engine.Process).
 //
-// A held lock retries in SyncLockBusyDelay; amoCRM's 429 after its
+// With Wakes, a task that finds the lock held marks the wake-up and ends:
+// the holder, after releasing the lock, takes the mark and runs again, so a
+// change is never left behind and no wake-up spins on the lock. Without
+// Wakes (or when Redis fails) a held lock retries in SyncLockBusyDelay.
+// amoCRM's 429 retries after its
 // Retry-After; 5xx and timeouts with the usual backoff; a revoked or
 // blocked account, a broken mapping or a bad payload are not retried (the
 // event log and the sweep take over).
@@ -67,6 +71,8 @@ type SyncAccount struct {
 	Outbox SyncOutbox
 	Now    func() time.Time
 	Log    *slog.Logger
+	// Wakes, when set, hands a wake-up to the task running the account.
+	Wakes SyncWakes
 	// MaxRounds and Budget bound one task (DefaultSyncTaskRounds,
 	// DefaultSyncTaskBudget when zero).
 	MaxRounds int
@@ -101,16 +107,58 @@ func (h *SyncAccount) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 // run calls Process under the account's lock within the task's bounds;
-// more reports work left for a continuation.
+// more reports work left for a continuation. A wake-up marked while it ran
+// makes it run again once it released the lock (see SyncAccount).
 func (h *SyncAccount) run(ctx context.Context, accountID int64) (more bool, err error) {
-	release, ok, err := h.Locks.TryAccountSyncLock(ctx, accountID)
-	if err != nil {
-		return false, err
+	marked := false
+	if h.Wakes != nil {
+		if err := h.Wakes.Mark(ctx, accountID); err != nil {
+			h.Log.WarnContext(ctx, "sync wake-up not marked; retrying on the lock instead", "account_id", accountID, "err", err)
+		} else {
+			marked = true
+		}
 	}
-	if !ok {
-		return false, &RetryAfterError{Delay: SyncLockBusyDelay, Err: fmt.Errorf("jobs: sync of account %d runs elsewhere", accountID)}
+	for {
+		release, ok, err := h.Locks.TryAccountSyncLock(ctx, accountID)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			if marked {
+				return false, nil // the holder takes the mark
+			}
+			return false, &RetryAfterError{Delay: SyncLockBusyDelay, Err: fmt.Errorf("jobs: sync of account %d runs elsewhere", accountID)}
+		}
+		if marked {
+			// Everything committed before this is read from here on.
+			if _, err := h.Wakes.Take(ctx, accountID); err != nil {
+				release()
+				return false, err
+			}
+		}
+		more, err = h.rounds(ctx, accountID)
+		release()
+		if err != nil || more || !marked {
+			return more, err
+		}
+		woken, err := h.Wakes.Take(ctx, accountID)
+		if err != nil {
+			// A wake-up may be waiting: the asynq retry runs again.
+			return false, &RetryAfterError{Delay: SyncLockBusyDelay, Err: err}
+		}
+		if !woken {
+			return false, nil
+		}
+		// Marked while this ran, its task gone: run again (or leave it to
+		// whoever holds the lock now, who reads after the mark).
+		if err := h.Wakes.Mark(ctx, accountID); err != nil {
+			return false, &RetryAfterError{Delay: SyncLockBusyDelay, Err: err}
+		}
 	}
-	defer release()
+}
+
+// rounds calls Process while more is pending, within the task's bounds.
+func (h *SyncAccount) rounds(ctx context.Context, accountID int64) (more bool, err error) {
 	rounds, budget := h.MaxRounds, h.Budget
 	if rounds <= 0 {
 		rounds = DefaultSyncTaskRounds

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/engine"
+	"github.com/svyazka/svyazka/backend/redistest"
 	"github.com/svyazka/svyazka/backend/store"
 	"github.com/svyazka/svyazka/backend/store/storetest"
 	"github.com/svyazka/svyazka/jobs"
@@ -122,4 +125,64 @@ func TestSyncAccountYieldsToAContinuation(t *testing.T) {
 	h.Engine, h.Now = &busyEngine{left: 1}, time.Now
 	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
 	require.Len(t, continuations(), 3)
+}
+
+// mutexLocks is one process-wide lock per account.
+type mutexLocks struct {
+	mu   sync.Mutex
+	held map[int64]bool
+}
+
+func (l *mutexLocks) TryAccountSyncLock(_ context.Context, accountID int64) (func(), bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[accountID] {
+		return nil, false, nil
+	}
+	l.held[accountID] = true
+	return func() { l.mu.Lock(); delete(l.held, accountID); l.mu.Unlock() }, true, nil
+}
+
+// wakingEngine delivers a wake-up of the same account (its own task, which
+// finds the lock held) during its first call.
+type wakingEngine struct {
+	calls int
+	wake  func() error
+	errs  []error
+}
+
+func (w *wakingEngine) Process(context.Context, int64) (engine.Result, error) {
+	w.calls++
+	if w.calls == 1 {
+		w.errs = append(w.errs, w.wake())
+	}
+	return engine.Result{Records: 1}, nil
+}
+
+// A wake-up that finds the account's sync running ends at once (no retry
+// spinning on the lock) and the running task runs again for it.
+func TestSyncWakeUpGoesToTheRunningTask(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	wakes := jobs.RedisSyncWakes{Client: redistest.Client(t), Prefix: "test:woken:" + uuid.NewString() + ":"}
+	locks := &mutexLocks{held: map[int64]bool{}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	task, err := jobs.NewSyncAccountTask(jobs.SyncAccountPayload{AccountID: 7}, "test")
+	require.NoError(t, err)
+	eng := &wakingEngine{}
+	waker := &jobs.SyncAccount{Engine: failingEngine{errors.New("the waker must not run")}, Locks: locks, Outbox: noOutbox{t}, Now: time.Now, Log: log, Wakes: wakes}
+	eng.wake = func() error { return waker.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)) }
+	holder := &jobs.SyncAccount{Engine: eng, Locks: locks, Outbox: noOutbox{t}, Now: time.Now, Log: log, Wakes: wakes}
+	require.NoError(t, holder.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	require.Equal(t, []error{nil}, eng.errs, "the wake-up ended without an error: nothing to retry")
+	require.Equal(t, 2, eng.calls, "the holder ran again for the wake-up")
+	woken, err := wakes.Take(ctx, 7)
+	require.NoError(t, err)
+	require.False(t, woken, "no mark is left behind")
+
+	// Without a wake-up during the run, one call.
+	eng2 := &busyEngine{left: 1}
+	h := &jobs.SyncAccount{Engine: eng2, Locks: locks, Outbox: noOutbox{t}, Now: time.Now, Log: log, Wakes: wakes}
+	require.NoError(t, h.ProcessTask(ctx, asynq.NewTask(jobs.TypeSyncAccount, task.Payload)))
+	require.Equal(t, 1, eng2.calls)
 }

@@ -269,7 +269,8 @@ func (m *Main) RunWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.Handle(jobs.TypeSyncAccount, &jobs.SyncAccount{Engine: syncEngine, Locks: m.DB, Outbox: m.DB, Now: time.Now, Log: m.Log})
+	w.Handle(jobs.TypeSyncAccount, &jobs.SyncAccount{Engine: syncEngine, Locks: m.DB, Outbox: m.DB, Now: time.Now, Log: m.Log,
+		Wakes: jobs.RedisSyncWakes{Client: m.Redis}})
 	w.Handle(jobs.TypeSyncSweep, &jobs.SyncSweep{Store: m.DB, Now: time.Now, Log: m.Log})
 	sched, err := jobs.NewScheduler(m.Queue, m.Log, time.Now,
 		jobs.Periodic{Every: accountstate.ConnectorCheckEvery, Task: func(time.Time) *asynq.Task { return jobs.NewConnectorCheckTask() }},
