@@ -193,6 +193,8 @@ func (r *dbRun) contactPhones(ct amocrm.Contact) []string {
 // never doubles what amoCRM has (amoCRM restricts integrations that iterate
 // through all data repeatedly, hence once per start).
 func (r *dbRun) scanAccount(ctx context.Context) error {
+	r.acct.scanMu.Lock()
+	defer r.acct.scanMu.Unlock()
 	s := r.acct.settings
 	if s.ContactsScannedAt != nil && (s.SyncStartedAt == nil || !s.ContactsScannedAt.Before(*s.SyncStartedAt)) {
 		return nil
@@ -270,6 +272,8 @@ type phoneIndex struct {
 }
 
 func (r *dbRun) phoneIndex(ctx context.Context) (*phoneIndex, error) {
+	r.phonesMu.Lock()
+	defer r.phonesMu.Unlock()
 	if r.phones != nil {
 		return r.phones, nil
 	}

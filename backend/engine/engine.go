@@ -166,6 +166,9 @@ const (
 	// bound on changes alone lets one import page take seconds (500
 	// patients: ~40 requests) while real-time changes wait for it.
 	DefaultPagePatients = 100
+	// DefaultWriteConcurrency: at amoCRM's few hundred milliseconds per
+	// 50-entity write, three in flight reach 7 rps.
+	DefaultWriteConcurrency = 3
 	// BatchSize is amoCRM's limit of entities per write request.
 	BatchSize = 50
 	// DefaultMaxPages bounds one Process call, so one account's import
@@ -183,6 +186,9 @@ type Config struct {
 	Log   *slog.Logger
 	// PageSize is how many changes are read at once (DefaultPageSize).
 	PageSize int
+	// WriteConcurrency is how many write batches of one step are in flight
+	// at once (DefaultWriteConcurrency); the shared limiter keeps the rate.
+	WriteConcurrency int
 	// PagePatients bounds the distinct patients a page syncs
 	// (DefaultPagePatients); the page ends before the change that would
 	// add one more.
@@ -232,6 +238,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.PagePatients <= 0 {
 		cfg.PagePatients = DefaultPagePatients
+	}
+	if cfg.WriteConcurrency <= 0 {
+		cfg.WriteConcurrency = DefaultWriteConcurrency
 	}
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = DefaultMaxPages
@@ -463,6 +472,8 @@ type lane struct {
 // databases: its settings (the contact scan updates them) and the users,
 // read once.
 type accountRun struct {
+	// scanMu serialises the start's scan (write batches run concurrently).
+	scanMu    sync.Mutex
 	e         *Engine
 	accountID int64
 	settings  *store.SyncSettings
@@ -542,6 +553,8 @@ func checkMapping(m setup.Mapping) error {
 
 // dbRun is the sync of one database within one Process call.
 type dbRun struct {
+	// phonesMu guards phones (write batches run concurrently).
+	phonesMu sync.Mutex
 	e        *Engine
 	acct     *accountRun
 	phones   *phoneIndex
@@ -949,7 +962,9 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 		return res, err
 	}
 	keyField := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
-	for chunk := range slices.Chunk(todo, BatchSize) {
+	chunks := slices.Collect(slices.Chunk(todo, BatchSize))
+	err := r.eachChunk(ctx, len(chunks), commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
+		chunk := chunks[i]
 		mini := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID}
 		var unlinked []string
 		for _, c := range chunk {
@@ -969,13 +984,13 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 			found, err := r.existing(ctx, keyLookup{crmType: store.CRMContact, linkType: store.LinkPatient, fieldID: keyField,
 				list: fieldsOf(ctx, r.crm.Contacts, func(c amocrm.Contact) (int64, []amocrm.FieldValues) { return c.ID, c.CustomFieldsValues }, nil)}, keys)
 			if err != nil {
-				return res, err
+				return err
 			}
 			for i, c := range which {
 				c.link.CRMID = found[i]
 			}
 			if err := r.adopt(ctx, chunk, &mini); err != nil {
-				return res, err
+				return err
 			}
 			for _, c := range chunk {
 				if c.adopted {
@@ -995,14 +1010,14 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 			return amocrm.Contact{ID: c.link.CRMID, Name: c.facts.Name, CustomFieldsValues: contactFields(r.mv.Mapping, c.facts)}
 		}
 		if err := r.journal(ctx, store.LinkPatient, journalIDs(creates, func(c *desiredContact) string { return c.facts.PatientID })); err != nil {
-			return res, err
+			return err
 		}
 		written, parked, err := writeBatch(ctx, creates, toContact, r.crm.CreateContacts)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := r.suspectDrift(ctx, parked); err != nil {
-			return res, err
+			return err
 		}
 		for i, c := range creates {
 			if written[i] != 0 {
@@ -1010,20 +1025,20 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 				res.ContactsCreated++
 			}
 		}
-		r.park(commit, parked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, &res)
+		r.park(commit, parked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, res)
 		uwritten, uparked, err := writeBatch(ctx, updates, toContact, r.crm.UpdateContacts)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := r.suspectDrift(ctx, uparked); err != nil {
-			return res, err
+			return err
 		}
 		for i := range updates {
 			if uwritten[i] != 0 {
 				res.ContactsUpdated++
 			}
 		}
-		r.park(commit, uparked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, &res)
+		r.park(commit, uparked, func(c *desiredContact) (string, string) { return string(protocol.KindPatient), c.facts.PatientID }, res)
 
 		var links []store.EntityLink
 		var unparked []store.Park
@@ -1053,9 +1068,13 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 		if len(links) > 0 {
 			if err := r.commit(ctx, store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID, Links: links,
 				Unparked: unparked, Events: events, AdoptedContacts: adopted, Now: r.e.cfg.Now()}); err != nil {
-				return res, err
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	return res, nil
 }
@@ -1086,7 +1105,9 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		return res, err
 	}
 	keyField := r.mv.Mapping.Lead[setup.DatumReceptionID].FieldID
-	for chunk := range slices.Chunk(todo, BatchSize) {
+	chunks := slices.Collect(slices.Chunk(todo, BatchSize))
+	err = r.eachChunk(ctx, len(chunks), commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
+		chunk := chunks[i]
 		// The current stage of linked leads, for the exception rule and to
 		// notice a manager's move; a lead amoCRM no longer has is created
 		// again.
@@ -1100,7 +1121,7 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		if len(linkedIDs) > 0 {
 			page, err := r.crm.Leads(ctx, amocrm.ListParams{Limit: BatchSize, Extra: map[string][]string{"filter[id][]": linkedIDs}})
 			if err != nil {
-				return res, err
+				return err
 			}
 			for _, l := range page.Items {
 				current[l.ID] = l
@@ -1124,7 +1145,7 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				list: fieldsOf(ctx, r.crm.Leads, func(l amocrm.Lead) (int64, []amocrm.FieldValues) { return l.ID, l.CustomFieldsValues },
 					func(l amocrm.Lead) { current[l.ID] = l })}, keys)
 			if err != nil {
-				return res, err
+				return err
 			}
 			for i, l := range which {
 				l.link.CRMID = found[i]
@@ -1139,7 +1160,7 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 			}
 		}
 		if err := r.continueInbound(ctx, creates); err != nil {
-			return res, err
+			return err
 		}
 		var stillCreates []*desiredLead
 		for _, l := range creates {
@@ -1182,14 +1203,14 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 			return lead
 		}
 		if err := r.journal(ctx, store.LinkAppointment, journalIDs(creates, func(l *desiredLead) string { return l.chain.Root })); err != nil {
-			return res, err
+			return err
 		}
 		written, parked, err := writeBatch(ctx, creates, toLead, r.crm.CreateLeads)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := r.suspectDrift(ctx, parked); err != nil {
-			return res, err
+			return err
 		}
 		for i, l := range creates {
 			if written[i] != 0 {
@@ -1199,10 +1220,10 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		}
 		uwritten, uparked, err := writeBatch(ctx, updates, toLead, r.crm.UpdateLeads)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if err := r.suspectDrift(ctx, uparked); err != nil {
-			return res, err
+			return err
 		}
 		for i := range updates {
 			if uwritten[i] != 0 {
@@ -1210,8 +1231,8 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 			}
 		}
 		key := func(l *desiredLead) (string, string) { return string(protocol.KindReception), l.facts.ReceptionID }
-		r.park(commit, parked, key, &res)
-		r.park(commit, uparked, key, &res)
+		r.park(commit, parked, key, res)
+		r.park(commit, uparked, key, res)
 		for _, batch := range []struct {
 			items   []*desiredLead
 			written []int64
@@ -1235,6 +1256,10 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 				commit.Unparked = append(commit.Unparked, store.Park{Kind: string(protocol.KindReception), SourceID: l.facts.ReceptionID})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return res, err
 	}
 	return res, nil
 }

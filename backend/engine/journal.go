@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/svyazka/svyazka/amocrm"
@@ -187,4 +188,70 @@ func journalIDs[T any](items []T, key func(T) string) []string {
 		ids[i] = key(it)
 	}
 	return ids
+}
+
+// eachChunk runs fn for chunks 0…n-1, up to Config.WriteConcurrency at once
+// (amoCRM answers a 50-entity write in a few hundred milliseconds, so one
+// request at a time would not reach the rate limit; the shared limiter
+// keeps the pace). Each call gets its own commit fragment and Result,
+// merged into commit and res in chunk order once all are done; the first
+// error (in chunk order) is returned, the fragments of the others are
+// merged all the same only when none failed. Chunks of one step are
+// independent: different patients, different chains.
+func (r *dbRun) eachChunk(ctx context.Context, n int, commit *store.SyncCommit, res *Result,
+	fn func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error) error {
+	commits := make([]store.SyncCommit, n)
+	results := make([]Result, n)
+	errs := make([]error, n)
+	limit := max(r.e.cfg.WriteConcurrency, 1)
+	if n == 1 || limit == 1 {
+		for i := range n {
+			if errs[i] = fn(ctx, i, &commits[i], &results[i]); errs[i] != nil {
+				break
+			}
+		}
+	} else {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		sem := make(chan struct{}, limit)
+		var wg sync.WaitGroup
+		for i := range n {
+			sem <- struct{}{}
+			if ctx.Err() != nil {
+				<-sem
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if errs[i] = fn(ctx, i, &commits[i], &results[i]); errs[i] != nil {
+					cancel()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for i := range n {
+		res.add(results[i])
+		if errs[i] != nil {
+			return errs[i]
+		}
+	}
+	for _, c := range commits {
+		mergeCommit(commit, c)
+	}
+	return nil
+}
+
+// mergeCommit appends what a chunk's fragment adds to a page's commit.
+func mergeCommit(dst *store.SyncCommit, src store.SyncCommit) {
+	dst.Links = append(dst.Links, src.Links...)
+	dst.Rekeys = append(dst.Rekeys, src.Rekeys...)
+	dst.Parked = append(dst.Parked, src.Parked...)
+	dst.Unparked = append(dst.Unparked, src.Unparked...)
+	dst.Events = append(dst.Events, src.Events...)
+	dst.ClearReevaluation = append(dst.ClearReevaluation, src.ClearReevaluation...)
+	dst.AdoptedContacts = append(dst.AdoptedContacts, src.AdoptedContacts...)
+	dst.ClearIntents = append(dst.ClearIntents, src.ClearIntents...)
 }
