@@ -146,6 +146,7 @@ type Store interface {
 	EntityLinks(ctx context.Context, databaseID int64, entityType string, sourceIDs []string) (map[string]store.EntityLink, error)
 	CommitSync(ctx context.Context, c store.SyncCommit) error
 	AppointmentLinksOf(ctx context.Context, databaseID int64, receptionIDs []string) ([]store.EntityLink, error)
+	AppointmentLinksByCurrent(ctx context.Context, databaseID int64, receptionIDs []string) ([]store.EntityLink, error)
 	DueReevaluations(ctx context.Context, databaseID int64, now time.Time, limit int) ([]store.EntityLink, error)
 	LinkedCRMIDs(ctx context.Context, accountID int64, crmEntityType string, ids []int64) (map[int64]bool, error)
 	SaveAccountScan(ctx context.Context, accountID int64, s store.AccountScan, at time.Time) error
@@ -156,6 +157,7 @@ type Store interface {
 	ScannedContactsByPhone(ctx context.Context, accountID int64, phones []string) ([]store.ContactPhone, error)
 	PauseSync(ctx context.Context, accountID int64, ev eventlog.Event, now time.Time) error
 	PatientsWithLeadsOf(ctx context.Context, databaseID int64, staffIDs, branchIDs []string) ([]string, error)
+	AnalyzeSyncTables(ctx context.Context) error
 }
 
 // Defaults of Config.
@@ -218,6 +220,35 @@ type Engine struct {
 	driftChecked map[int64]time.Time
 	// users are the accounts' users last read (UsersTTL).
 	users map[int64]cachedUsers
+	// analyzed is when this process last refreshed the planner's
+	// statistics during an import (AnalyzeEvery).
+	analyzed time.Time
+}
+
+// AnalyzeEvery is how often, while an import runs, a process refreshes the
+// planner's statistics of the sync's tables (store.AnalyzeSyncTables).
+const AnalyzeEvery = 2 * time.Minute
+
+// analyzeDuringImport refreshes the statistics when an import runs and
+// AnalyzeEvery has passed; a failure is logged, not returned (only speed
+// depends on it).
+func (e *Engine) analyzeDuringImport(ctx context.Context, runs []*dbRun) {
+	if !slices.ContainsFunc(runs, func(r *dbRun) bool { return r.imp != nil }) {
+		return
+	}
+	now := e.cfg.Now()
+	e.mu.Lock()
+	due := now.Sub(e.analyzed) >= AnalyzeEvery
+	if due {
+		e.analyzed = now
+	}
+	e.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := e.cfg.Store.AnalyzeSyncTables(ctx); err != nil {
+		e.cfg.Log.Warn("sync: analyze tables", "error", err)
+	}
 }
 
 // EventSync is the event type of what the sync did that a manager should
@@ -395,6 +426,7 @@ func (e *Engine) process(ctx context.Context, accountID int64) (Result, error) {
 		}
 		runs = append(runs, run)
 	}
+	e.analyzeDuringImport(ctx, runs)
 	// Rounds over the databases, one page per step: first every database's
 	// real-time lane (read again each round), then their grace timers, then
 	// one import page each. So a change made after the start waits for at
@@ -882,18 +914,18 @@ func (r *dbRun) sync(ctx context.Context, patientIDs []string, commit *store.Syn
 	if err != nil {
 		return res, err
 	}
-	// A chain whose root is not linked may still have a lead: one linked
-	// under an earlier root whose current reception is in this chain (a
-	// reception deleted in IDENT in the middle of a chain split it).
+	// A chain moved from a reception we no longer have (deleted in IDENT in
+	// the middle of a chain) may still have a lead: one linked under an
+	// earlier root whose current reception is in this chain.
 	var orphanMembers []string
 	for _, l := range leads {
-		if !slices.ContainsFunc(l.chain.Members, func(id string) bool { _, ok := leadLinks[id]; return ok }) {
+		if l.chain.MissingFrom != "" && !slices.ContainsFunc(l.chain.Members, func(id string) bool { _, ok := leadLinks[id]; return ok }) {
 			orphanMembers = append(orphanMembers, l.chain.Members...)
 		}
 	}
 	byCurrent := map[string]store.EntityLink{}
 	if len(orphanMembers) > 0 {
-		more, err := st.AppointmentLinksOf(ctx, r.db.ID, orphanMembers)
+		more, err := st.AppointmentLinksByCurrent(ctx, r.db.ID, orphanMembers)
 		if err != nil {
 			return res, err
 		}

@@ -315,8 +315,10 @@ func (db *DB) AppointmentLinksOf(ctx context.Context, databaseID int64, receptio
 		return nil, nil
 	}
 	return db.links(ctx, fmt.Sprintf("appointment links of %d receptions (database %d)", len(receptionIDs), databaseID),
-		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment'
-			AND (source_id IN ? OR current_id IN ?) ORDER BY source_id`, databaseID, receptionIDs, receptionIDs)
+		// A UNION, not an OR, so each side uses its index.
+		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment' AND source_id IN ?
+		UNION SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment' AND current_id IN ?
+		ORDER BY source_id`, databaseID, receptionIDs, databaseID, receptionIDs)
 }
 
 // DueReevaluations returns up to limit appointment links of the database

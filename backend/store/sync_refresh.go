@@ -24,3 +24,26 @@ func (db *DB) PatientsWithLeadsOf(ctx context.Context, databaseID int64, staffID
 	}
 	return out, nil
 }
+
+// AppointmentLinksByCurrent returns the appointment links whose chain's
+// current reception is one of receptionIDs (entity_links_current_idx).
+func (db *DB) AppointmentLinksByCurrent(ctx context.Context, databaseID int64, receptionIDs []string) ([]EntityLink, error) {
+	if len(receptionIDs) == 0 {
+		return nil, nil
+	}
+	return db.links(ctx, fmt.Sprintf("appointment links by current reception of %d receptions (database %d)", len(receptionIDs), databaseID),
+		`SELECT `+linkColumns+` FROM entity_links WHERE database_id = ? AND entity_type = 'appointment' AND current_id IN ? ORDER BY source_id`,
+		databaseID, receptionIDs)
+}
+
+// AnalyzeSyncTables refreshes the planner's statistics of the tables an
+// import fills fastest. An import writes tens of thousands of links within
+// minutes; until autovacuum's analyze catches up (or ever, where it is
+// off) the planner takes the tables for empty and filters instead of
+// seeking, and each page's lookups cost a hundred times more.
+func (db *DB) AnalyzeSyncTables(ctx context.Context) error {
+	if err := db.Gorm(ctx).Exec(`ANALYZE source_records, entity_links, sync_create_intents`).Error; err != nil {
+		return fmt.Errorf("store: analyze sync tables: %w", err)
+	}
+	return nil
+}
