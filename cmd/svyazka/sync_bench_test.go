@@ -138,14 +138,7 @@ func (w *stageWatch) stored(receptionID string, at time.Time) {
 func (w *stageWatch) syncPart(ids []string) []time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []time.Duration
-	for _, id := range ids {
-		if d, ok := w.sinceIngest[id]; ok {
-			out = append(out, d)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return sortedOf(w.sinceIngest, ids)
 }
 
 func (w *stageWatch) expect(receptionID string, status int64, changedAt time.Time) {
@@ -187,9 +180,14 @@ func (w *stageWatch) waiting() int {
 func (w *stageWatch) durations(ids []string) []time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return sortedOf(w.took, ids)
+}
+
+// sortedOf returns the durations of ids found in m, sorted.
+func sortedOf(m map[string]time.Duration, ids []string) []time.Duration {
 	var out []time.Duration
 	for _, id := range ids {
-		if d, ok := w.took[id]; ok {
+		if d, ok := m[id]; ok {
 			out = append(out, d)
 		}
 	}
