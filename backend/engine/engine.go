@@ -587,17 +587,21 @@ func checkMapping(m setup.Mapping) error {
 type dbRun struct {
 	// phonesMu guards phones (write batches run concurrently).
 	phonesMu sync.Mutex
-	e        *Engine
-	acct     *accountRun
-	phones   *phoneIndex
-	matches  map[string]setup.Match
-	acc      store.Account
-	settings store.SyncSettings
-	mv       setup.MappingVersion
-	crm      CRM
-	db       store.ClinicDatabase
-	loc      *time.Location
-	dict     *mirror.Dictionaries
+	// continuedLeads are the inbound leads continued in this call, under
+	// inboundMu.
+	inboundMu      sync.Mutex
+	continuedLeads map[int64]bool
+	e              *Engine
+	acct           *accountRun
+	phones         *phoneIndex
+	matches        map[string]setup.Match
+	acc            store.Account
+	settings       store.SyncSettings
+	mv             setup.MappingVersion
+	crm            CRM
+	db             store.ClinicDatabase
+	loc            *time.Location
+	dict           *mirror.Dictionaries
 	// live is the real-time lane (the only one when no import runs), imp
 	// the import lane (nil then); timerDrained: no grace timer is due.
 	live, imp    *lane

@@ -82,7 +82,14 @@ func (r *dbRun) continueInbound(ctx context.Context, creates []*desiredLead) err
 	if err != nil {
 		return err
 	}
-	taken := map[int64]bool{}
+	// Write batches run concurrently: a lead one of them continues is
+	// claimed for the whole call before amoCRM shows it in our pipeline.
+	r.inboundMu.Lock()
+	defer r.inboundMu.Unlock()
+	if r.continuedLeads == nil {
+		r.continuedLeads = map[int64]bool{}
+	}
+	taken := r.continuedLeads
 	for _, contactID := range slices.Sorted(func(yield func(int64) bool) {
 		for id := range first {
 			if !yield(id) {
