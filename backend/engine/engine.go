@@ -999,7 +999,7 @@ func (r *dbRun) writeContacts(ctx context.Context, contacts []*desiredContact, c
 	}
 	keyField := r.mv.Mapping.Contact[setup.DatumPatientID].FieldID
 	chunks := slices.Collect(slices.Chunk(todo, BatchSize))
-	err := r.eachChunk(ctx, len(chunks), commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
+	err := r.eachChunk(ctx, len(chunks), r.e.cfg.WriteConcurrency, commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
 		chunk := chunks[i]
 		mini := store.SyncCommit{AccountID: r.acc.ID, DatabaseID: r.db.ID}
 		var unlinked []string
@@ -1142,7 +1142,14 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 	}
 	keyField := r.mv.Mapping.Lead[setup.DatumReceptionID].FieldID
 	chunks := slices.Collect(slices.Chunk(todo, BatchSize))
-	err = r.eachChunk(ctx, len(chunks), commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
+	// A chain of a contact that existed may continue an inbound lead, and
+	// which chain does depends on what amoCRM shows after the batches
+	// before: such steps write one batch at a time.
+	concurrency := r.e.cfg.WriteConcurrency
+	if r.acct.settings.ContinueInboundLeads && slices.ContainsFunc(todo, func(l *desiredLead) bool { return l.contactExisted && l.link.CRMID == 0 }) {
+		concurrency = 1
+	}
+	err = r.eachChunk(ctx, len(chunks), concurrency, commit, &res, func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error {
 		chunk := chunks[i]
 		// The current stage of linked leads, for the exception rule and to
 		// notice a manager's move; a lead amoCRM no longer has is created
@@ -1198,16 +1205,23 @@ func (r *dbRun) writeLeads(ctx context.Context, leads []*desiredLead, commit *st
 		if err := r.continueInbound(ctx, creates); err != nil {
 			return err
 		}
-		var stillCreates []*desiredLead
+		var stillCreates, continued []*desiredLead
 		for _, l := range creates {
 			if l.continued != nil {
 				current[l.continued.ID] = *l.continued
 				updates = append(updates, l)
+				continued = append(continued, l)
 			} else {
 				stillCreates = append(stillCreates, l)
 			}
 		}
 		creates = stillCreates
+		// A continued lead gets our key field with the update: journaled
+		// like a create, so a retry after a lost commit finds it by the key
+		// (it is in our pipeline then, no longer an inbound lead).
+		if err := r.journal(ctx, store.LinkAppointment, journalIDs(continued, func(l *desiredLead) string { return l.chain.Root })); err != nil {
+			return err
+		}
 		// target is where a lead goes: the mapped pipeline and stage, or its
 		// current ones when it sits in an exception stage.
 		target := func(l *desiredLead) (pipelineID, statusID int64, held bool) {

@@ -190,7 +190,7 @@ func journalIDs[T any](items []T, key func(T) string) []string {
 	return ids
 }
 
-// eachChunk runs fn for chunks 0…n-1, up to Config.WriteConcurrency at once
+// eachChunk runs fn for chunks 0…n-1, up to limit at once
 // (amoCRM answers a 50-entity write in a few hundred milliseconds, so one
 // request at a time would not reach the rate limit; the shared limiter
 // keeps the pace). Each call gets its own commit fragment and Result,
@@ -198,12 +198,12 @@ func journalIDs[T any](items []T, key func(T) string) []string {
 // error (in chunk order) is returned, the fragments of the others are
 // merged all the same only when none failed. Chunks of one step are
 // independent: different patients, different chains.
-func (r *dbRun) eachChunk(ctx context.Context, n int, commit *store.SyncCommit, res *Result,
+func (r *dbRun) eachChunk(ctx context.Context, n, limit int, commit *store.SyncCommit, res *Result,
 	fn func(ctx context.Context, i int, commit *store.SyncCommit, res *Result) error) error {
 	commits := make([]store.SyncCommit, n)
 	results := make([]Result, n)
 	errs := make([]error, n)
-	limit := max(r.e.cfg.WriteConcurrency, 1)
+	limit = max(limit, 1)
 	if n == 1 || limit == 1 {
 		for i := range n {
 			if errs[i] = fn(ctx, i, &commits[i], &results[i]); errs[i] != nil {

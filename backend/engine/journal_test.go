@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/svyazka/svyazka/amocrm"
 	"github.com/svyazka/svyazka/backend/engine"
 	"github.com/svyazka/svyazka/backend/eventlog"
 	"github.com/svyazka/svyazka/backend/store"
@@ -166,4 +167,30 @@ func TestDatabaseAddedAgainLinksWhatAmoCRMHas(t *testing.T) {
 	require.Zero(t, res.ContactsCreated)
 	require.Zero(t, res.LeadsCreated)
 	e.requireOneEach(t, 20)
+}
+
+// A lost commit after an inbound lead was continued: the retry finds that
+// lead by our key (it is in our pipeline now, no longer inbound) instead of
+// creating a second lead for the appointment.
+func TestCrashAfterContinuingAnInboundLead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tomorrow := time.Now().Truncate(time.Hour).Add(24 * time.Hour)
+	contact := e.existingContact(t, "Звонок", "+79001112233")
+	saved, err := e.api.CreateLeads(ctx, []amocrm.Lead{{Name: "Звонок", Embedded: &amocrm.LeadEmbedded{Contacts: []amocrm.EntityRef{{ID: contact, IsMain: true}}}}})
+	require.NoError(t, err)
+	e.ingest(t,
+		rec(t, protocol.KindPatient, "1", protocol.IdentPatient{Surname: "Петров", Name: "Пётр", MobilePhone: "+7 900 111-22-33"}),
+		rec(t, protocol.KindReception, "10", protocol.IdentReception{PatientID: "1", PlanStart: local(tomorrow)}))
+	e.start(t, "")
+	e.failAt.Store(1)
+	_, err = e.eng.Process(ctx, e.acc.ID)
+	require.Error(t, err)
+	res := e.process(t)
+	require.Zero(t, res.LeadsCreated)
+	leads := e.leads(t)
+	require.Len(t, leads["10"], 1)
+	require.Equal(t, saved[0].ID, leads["10"][0].ID)
+	require.Zero(t, e.intents(t))
 }
