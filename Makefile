@@ -51,7 +51,7 @@ bench: services
 
 ## bench-sync: the sync's import benchmark (README, «Синхронизация: замеры»): a real worker
 ## writes SYNC_BENCH_PATIENTS (20000) patients and SYNC_BENCH_APPOINTMENTS (60000) appointments
-## into the sandbox at 7 rps (about 20 minutes at full size today)
+## into the sandbox at 7 rps (about 6 minutes at full size)
 .PHONY: bench-sync
 bench-sync: services
 	SYNC_BENCH=1 $(GO) test -run '^$$' -bench '^BenchmarkSync$$' -benchtime 1x -timeout 60m -v ./cmd/svyazka/
