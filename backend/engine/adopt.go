@@ -245,7 +245,6 @@ func (r *dbRun) scanAccount(ctx context.Context) error {
 		return err
 	}
 	s.ContactsScannedAt = &now
-	r.acct.scans++
 	return nil
 }
 

@@ -512,7 +512,6 @@ type accountRun struct {
 	crm       CRM
 	usersRead bool
 	userList  []setup.User
-	scans     int
 	// rescanned: a restore was noticed in this call (one event per call).
 	rescanned bool
 }
@@ -587,21 +586,17 @@ func checkMapping(m setup.Mapping) error {
 type dbRun struct {
 	// phonesMu guards phones (write batches run concurrently).
 	phonesMu sync.Mutex
-	// continuedLeads are the inbound leads continued in this call, under
-	// inboundMu.
-	inboundMu      sync.Mutex
-	continuedLeads map[int64]bool
-	e              *Engine
-	acct           *accountRun
-	phones         *phoneIndex
-	matches        map[string]setup.Match
-	acc            store.Account
-	settings       store.SyncSettings
-	mv             setup.MappingVersion
-	crm            CRM
-	db             store.ClinicDatabase
-	loc            *time.Location
-	dict           *mirror.Dictionaries
+	e        *Engine
+	acct     *accountRun
+	phones   *phoneIndex
+	matches  map[string]setup.Match
+	acc      store.Account
+	settings store.SyncSettings
+	mv       setup.MappingVersion
+	crm      CRM
+	db       store.ClinicDatabase
+	loc      *time.Location
+	dict     *mirror.Dictionaries
 	// live is the real-time lane (the only one when no import runs), imp
 	// the import lane (nil then); timerDrained: no grace timer is due.
 	live, imp    *lane
@@ -736,13 +731,7 @@ func (r *dbRun) page(ctx context.Context, l *lane) (Result, bool, error) {
 			return res, false, err
 		}
 	}
-	if hook := r.e.cfg.BeforeCommit; hook != nil {
-		if err := hook(ctx); err != nil {
-			return res, false, err
-		}
-	}
-	commit.Now = r.e.cfg.Now()
-	if err := r.commit(ctx, commit); err != nil {
+	if err := r.commitPage(ctx, commit); err != nil {
 		return res, false, err
 	}
 	l.after = newCursor

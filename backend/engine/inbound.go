@@ -82,14 +82,10 @@ func (r *dbRun) continueInbound(ctx context.Context, creates []*desiredLead) err
 	if err != nil {
 		return err
 	}
-	// Write batches run concurrently: a lead one of them continues is
-	// claimed for the whole call before amoCRM shows it in our pipeline.
-	r.inboundMu.Lock()
-	defer r.inboundMu.Unlock()
-	if r.continuedLeads == nil {
-		r.continuedLeads = map[int64]bool{}
-	}
-	taken := r.continuedLeads
+	// Batches that may continue inbound leads are written one at a time
+	// (writeLeads): a lead an earlier batch continued is in our pipeline
+	// by now, so it is not taken twice.
+	taken := map[int64]bool{}
 	for _, contactID := range slices.Sorted(func(yield func(int64) bool) {
 		for id := range first {
 			if !yield(id) {

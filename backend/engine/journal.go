@@ -74,6 +74,18 @@ func (r *dbRun) checkRestored(ctx context.Context) error {
 	return marks.Reset(ctx, r.db.ID, wrote)
 }
 
+// commitPage is a page's final commit: Config.BeforeCommit (a test's
+// crash), then commit at the engine's now.
+func (r *dbRun) commitPage(ctx context.Context, c store.SyncCommit) error {
+	if hook := r.e.cfg.BeforeCommit; hook != nil {
+		if err := hook(ctx); err != nil {
+			return err
+		}
+	}
+	c.Now = r.e.cfg.Now()
+	return r.commit(ctx, c)
+}
+
 // commit stores c and, when it stored links, raises the kept instant. The
 // first links written with a mapping version say so in the event log.
 func (r *dbRun) commit(ctx context.Context, c store.SyncCommit) error {

@@ -63,13 +63,7 @@ func (r *dbRun) reevaluate(ctx context.Context) (Result, bool, error) {
 		return res, false, err
 	}
 	res.Reevaluated = len(due)
-	if hook := r.e.cfg.BeforeCommit; hook != nil {
-		if err := hook(ctx); err != nil {
-			return res, false, err
-		}
-	}
-	commit.Now = r.e.cfg.Now()
-	if err := r.commit(ctx, commit); err != nil {
+	if err := r.commitPage(ctx, commit); err != nil {
 		return res, false, err
 	}
 	return res, len(due) == r.e.cfg.PageSize, nil

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/svyazka/svyazka/backend/eventlog"
+	"github.com/svyazka/svyazka/connector/protocol"
 )
 
 // The create journal (migration 00016): the sync records the source ids of
@@ -73,9 +74,11 @@ func clearIntentsTx(tx *gorm.DB, c SyncCommit) error {
 		byType[l.EntityType] = append(byType[l.EntityType], l.SourceID)
 	}
 	for _, p := range c.Parked {
-		t := LinkPatient
-		if p.Kind != LinkPatient {
-			t = LinkAppointment
+		// A parked patient's create is journaled as its link type, a
+		// parked reception's as its chain's (appointment).
+		t := LinkAppointment
+		if p.Kind == string(protocol.KindPatient) {
+			t = LinkPatient
 		}
 		byType[t] = append(byType[t], p.SourceID)
 	}
