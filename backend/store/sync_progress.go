@@ -133,17 +133,6 @@ func (db *DB) SyncProgress(ctx context.Context, accountID int64) (SyncProgress, 
 	if p.Queue, err = db.SyncQueue(ctx, accountID); err != nil {
 		return SyncProgress{}, err
 	}
-	var rows []struct {
-		DatabaseID      int64
-		Enabled         bool
-		ImportTotal     int64
-		ImportDone      int64
-		WindowDone      int64
-		WindowSince     *time.Time
-		OldestPendingAt *time.Time
-		LastReceivedAt  *time.Time
-		LastWrittenAt   *time.Time
-	}
 	// Every count is a range of the (database_id, change_seq) index.
 	err = db.Gorm(ctx).Raw(`WITH b AS (
 			SELECT d.id, coalesce(c.enabled, true) AS enabled, coalesce(c.last_change_seq, 0) AS cursor,
@@ -164,15 +153,14 @@ func (db *DB) SyncProgress(ctx context.Context, accountID int64) (SyncProgress, 
 				AND (s.change_seq <= b.stored_to_seq OR s.change_seq > b.realtime_seq) ORDER BY s.change_seq LIMIT 1) AS oldest_pending_at,
 			(SELECT s.changed_at FROM source_records s WHERE s.database_id = b.id ORDER BY s.change_seq DESC LIMIT 1) AS last_received_at,
 			b.last_written_at
-		FROM b ORDER BY b.id`, accountID).Scan(&rows).Error
+		FROM b ORDER BY b.id`, accountID).Scan(&p.Databases).Error
 	if err != nil {
 		return SyncProgress{}, fmt.Errorf("store: sync progress of account %d: %w", accountID, err)
 	}
-	p.Databases = make([]DatabaseProgress, len(rows))
-	for i, r := range rows {
-		p.Databases[i] = DatabaseProgress{DatabaseID: r.DatabaseID, Enabled: r.Enabled, ImportTotal: r.ImportTotal, ImportDone: r.ImportDone,
-			WindowDone: r.WindowDone, WindowSince: utcPtr(r.WindowSince), OldestPendingAt: utcPtr(r.OldestPendingAt),
-			LastReceivedAt: utcPtr(r.LastReceivedAt), LastWrittenAt: utcPtr(r.LastWrittenAt)}
+	for i := range p.Databases {
+		d := &p.Databases[i]
+		d.WindowSince, d.OldestPendingAt, d.LastReceivedAt, d.LastWrittenAt = utcPtr(d.WindowSince), utcPtr(d.OldestPendingAt),
+			utcPtr(d.LastReceivedAt), utcPtr(d.LastWrittenAt)
 	}
 	return p, nil
 }
