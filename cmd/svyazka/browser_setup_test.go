@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,39 +32,12 @@ func TestBrowserSetup(t *testing.T) {
 	widgetURL := startRun(t)
 	ctx := newBrowser(t, 150*time.Second)
 
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		require.NoError(t, chromedp.Run(ctx, actions...), step)
-	}
-	shot := func(name string) {
-		t.Helper()
-		var png []byte
-		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-		require.NoError(t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
-	}
 	var in chromedp.QueryOption
+	pg := page{t: t, ctx: ctx, frame: func() chromedp.QueryOption { return in }}
+	run, shot, text, waitText, count := pg.run, pg.shot, pg.text, pg.waitText, pg.count
 	open := func() {
 		t.Helper()
 		in = openWidgetFrame(t, ctx, widgetURL)
-	}
-	waitText := func(sel, want string, within time.Duration) {
-		t.Helper()
-		var s string
-		require.Eventually(t, func() bool {
-			_ = chromedp.Run(ctx, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-			return strings.Contains(s, want)
-		}, within, 100*time.Millisecond, "%s never showed %q (last: %q)", sel, want, s)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-		return s
-	}
-	count := func(sel string) int {
-		var nodes []*cdp.Node
-		_ = chromedp.Run(ctx, chromedp.Nodes(sel, &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0), in))
-		return len(nodes)
 	}
 	// selected is the text of the chosen option of the select of an item.
 	selected := func(item string) string {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,42 +39,10 @@ func TestBrowserSync(t *testing.T) {
 	widgetURL, apiURL := startRunURLs(t)
 	ctx := newBrowser(t, 240*time.Second)
 
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		require.NoError(t, chromedp.Run(ctx, actions...), step)
-	}
-	shot := func(name string) {
-		t.Helper()
-		var png []byte
-		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-		require.NoError(t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
-	}
-	in := openWidgetFrame(t, ctx, widgetURL)
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-		return s
-	}
-	waitText := func(sel, want string, within time.Duration) {
-		t.Helper()
-		var s string
-		require.Eventually(t, func() bool {
-			_ = chromedp.Run(ctx, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-			return strings.Contains(s, want)
-		}, within, 100*time.Millisecond, "%s never showed %q (last: %q)", sel, want, s)
-	}
-	count := func(sel string) int {
-		var nodes []*cdp.Node
-		_ = chromedp.Run(ctx, chromedp.Nodes(sel, &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0), in))
-		return len(nodes)
-	}
-	disabled := func(sel string) bool {
-		t.Helper()
-		var d bool
-		run("read disabled of "+sel, chromedp.JavascriptAttribute(sel, "disabled", &d, chromedp.ByQuery, in))
-		return d
-	}
+	var in chromedp.QueryOption
+	pg := page{t: t, ctx: ctx, frame: func() chromedp.QueryOption { return in }}
+	run, shot, text, waitText, count, disabled := pg.run, pg.shot, pg.text, pg.waitText, pg.count, pg.disabled
+	in = openWidgetFrame(t, ctx, widgetURL)
 	integration := func() {
 		t.Helper()
 		run("integration tab", chromedp.Click("#tab-integration", chromedp.ByQuery, in), chromedp.WaitVisible("#panel-integration", chromedp.ByQuery, in))

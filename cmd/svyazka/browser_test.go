@@ -34,56 +34,15 @@ var (
 // gets a connector token, opens every tab, filters and sorts the event log.
 func TestBrowserWidget(t *testing.T) {
 	t.Parallel()
-	const chromium = "/usr/bin/chromium"
-	_, err := os.Stat(chromium)
-	require.NoError(t, err, "Debian's chromium is needed (make test installs it: scripts/browser.sh)")
 	require.NoError(t, os.MkdirAll(screenshotDir, 0o755))
-
 	widgetURL := startRun(t)
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	)...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancelTimeout)
-
-	run := func(step string, actions ...chromedp.Action) {
-		t.Helper()
-		require.NoError(t, chromedp.Run(ctx, actions...), step)
-	}
-	shot := func(name string) {
-		t.Helper()
-		var png []byte
-		run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-		require.NoError(t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
-	}
-
-	in := openWidgetFrame(t, ctx, widgetURL)
-	text := func(sel string) string {
-		t.Helper()
-		var s string
-		run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-		return s
-	}
-	waitText := func(sel, want string) {
-		t.Helper()
-		require.Eventually(t, func() bool {
-			var s string
-			_ = chromedp.Run(ctx, chromedp.Text(sel, &s, chromedp.ByQuery, in))
-			return strings.Contains(s, want)
-		}, 20*time.Second, 100*time.Millisecond, "%s never showed %q", sel, want)
-	}
-	rows := func() int {
-		var nodes []*cdp.Node
-		_ = chromedp.Run(ctx, chromedp.Nodes("#events tbody tr", &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0), in))
-		return len(nodes)
-	}
+	ctx := newBrowser(t, 90*time.Second)
+	var in chromedp.QueryOption
+	pg := page{t: t, ctx: ctx, frame: func() chromedp.QueryOption { return in }}
+	run, shot, text := pg.run, pg.shot, pg.text
+	waitText := func(sel, want string) { t.Helper(); pg.waitText(sel, want, 20*time.Second) }
+	in = openWidgetFrame(t, ctx, widgetURL)
+	rows := func() int { return pg.count("#events tbody tr") }
 
 	// Install form.
 	run("install form shown", chromedp.WaitVisible("#install-form", chromedp.ByQuery, in))
@@ -229,4 +188,57 @@ func stopProcess(t *testing.T, cmd *exec.Cmd, stderr *lockedBuffer) {
 		_ = cmd.Process.Kill()
 		t.Errorf("svyazka run did not stop within 30s after SIGINT")
 	}
+}
+
+// page holds what every browser test does on the widget's page: ctx is
+// the browser tab, frame the widget's iframe as the test has it now (a test
+// opens it again after a reload or as another user).
+type page struct {
+	t     *testing.T
+	ctx   context.Context
+	frame func() chromedp.QueryOption
+}
+
+func (p page) run(step string, actions ...chromedp.Action) {
+	p.t.Helper()
+	require.NoError(p.t, chromedp.Run(p.ctx, actions...), step)
+}
+
+// shot saves a full-page screenshot as screenshotDir/name.png.
+func (p page) shot(name string) {
+	p.t.Helper()
+	var png []byte
+	p.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	require.NoError(p.t, os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644))
+}
+
+func (p page) text(sel string) string {
+	p.t.Helper()
+	var s string
+	p.run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery, p.frame()))
+	return s
+}
+
+// waitText waits up to within for sel to show want: the page is never
+// reloaded, so a change can only come from its own polling.
+func (p page) waitText(sel, want string, within time.Duration) {
+	p.t.Helper()
+	var s string
+	require.Eventually(p.t, func() bool {
+		_ = chromedp.Run(p.ctx, chromedp.Text(sel, &s, chromedp.ByQuery, p.frame()))
+		return strings.Contains(s, want)
+	}, within, 100*time.Millisecond, "%s never showed %q (last: %q)", sel, want, s)
+}
+
+func (p page) count(sel string) int {
+	var nodes []*cdp.Node
+	_ = chromedp.Run(p.ctx, chromedp.Nodes(sel, &nodes, chromedp.ByQueryAll, chromedp.AtLeast(0), p.frame()))
+	return len(nodes)
+}
+
+func (p page) disabled(sel string) bool {
+	p.t.Helper()
+	var d bool
+	p.run("read disabled of "+sel, chromedp.JavascriptAttribute(sel, "disabled", &d, chromedp.ByQuery, p.frame()))
+	return d
 }
