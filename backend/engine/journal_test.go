@@ -50,6 +50,18 @@ func (e *env) requireOneEach(t *testing.T, n int) {
 	}
 }
 
+// importedEnv is an env whose n patients (one reception each) are
+// imported.
+func importedEnv(t *testing.T, n int) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.patients(t, 0, n)
+	e.start(t, "")
+	e.process(t)
+	e.requireOneEach(t, n)
+	return e
+}
+
 func TestImportSearchesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -99,12 +111,8 @@ func TestCrashAfterAnswerSearchesOnlyTheJournaled(t *testing.T) {
 
 func TestRestoredDatabaseCreatesNoDuplicates(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := importedEnv(t, 30)
 	ctx := context.Background()
-	e.patients(t, 0, 30)
-	e.start(t, "")
-	e.process(t)
-	e.requireOneEach(t, 30)
 	_, kept, err := e.marks.Get(ctx, e.dbID)
 	require.NoError(t, err)
 	require.True(t, kept, "the worker keeps when it last stored links")
@@ -145,12 +153,8 @@ func TestRestoredDatabaseCreatesNoDuplicates(t *testing.T) {
 
 func TestDatabaseAddedAgainLinksWhatAmoCRMHas(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := importedEnv(t, 20)
 	ctx := context.Background()
-	e.patients(t, 0, 20)
-	e.start(t, "")
-	e.process(t)
-	e.requireOneEach(t, 20)
 
 	// The clinic removes the database and connects it again: a new
 	// database with the same records and no links.
